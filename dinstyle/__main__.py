@@ -1,0 +1,3 @@
+from dinstyle.cli import main
+
+main()

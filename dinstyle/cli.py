@@ -1,0 +1,304 @@
+"""The `dinstyle` command. Thin Typer commands: parse options, call the engine, render events.
+
+Every library error is a DinstyleError; only this module turns it into a red line on stderr and an
+exit code (2 bad input, 1 some files of a batch failed, 130 interrupted). --traceback shows more.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from dinstyle import __version__
+from dinstyle.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, DinstyleError
+
+app = typer.Typer(name="dinstyle", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fast arbitrary style transfer with Dynamic Instance Normalization (MobileNet-DIN).")
+err = Console(stderr=True, highlight=False)
+_state = {"traceback": False}
+
+# Options shared by several commands (defaults come from the engine, not a second copy).
+from dinstyle.config import STYLIZE_DEFAULTS as DEFAULTS  # noqa: E402  (no torch in this import)
+
+WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Weights folder (default: the shipped weights/, or $DINSTYLE_WEIGHTS).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")]
+VggOpt = Annotated[Optional[Path], typer.Option("--vgg", help="VGG-19 weights (.pth or .safetensors) for the style encoder / losses.")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="DIN kernel: standard or adaptive (spatially-adaptive, for flat-colour art). Default: standard, or the pack's mode.")]
+StyleSizeOpt = Annotated[int, typer.Option("--style-size", help="Long side the style image is encoded at (smaller = larger strokes).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON record per output on stdout.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dinstyle {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    traceback: Annotated[bool, typer.Option("--traceback", help="Show full tracebacks on errors (debugging).")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")] = False,
+) -> None:
+    _state["traceback"] = traceback
+
+
+@contextlib.contextmanager
+def _errors():
+    """Turn library errors into one stderr line + exit code; show warnings as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except DinstyleError as e:
+            _show_warnings(caught)
+            if _state["traceback"]:
+                raise
+            err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        _show_warnings(caught)
+
+
+def _show_warnings(caught) -> None:
+    seen = set()
+    for w in caught:
+        msg = str(w.message)
+        if msg in seen or issubclass(w.category, (DeprecationWarning, FutureWarning)):
+            continue
+        seen.add(msg)
+        err.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+
+
+def _stylizer(weights, device, dtype, vgg=None):
+    from dinstyle.engine import Stylizer
+
+    return Stylizer(weights=weights, device=device, dtype=dtype, vgg=vgg)
+
+
+def _progress(total: int, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=err, disable=not enabled, transient=False)
+
+
+@app.command()
+def image(
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
+    style: Annotated[list[str], typer.Option("--style", "-s", help="Style image or pack; repeat to blend, with optional weights: -s a.jpg:0.7 -s b.jpg:0.3.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default ./stylized), or a file name for one input.")] = None,
+    mode: ModeOpt = None,
+    strength: Annotated[float, typer.Option("--strength", help="Style strength: 0 = none, 1 = full, > 1 exaggerates.")] = DEFAULTS["strength"],
+    preserve_color: Annotated[bool, typer.Option("--preserve-color", help="Keep the content's colours (style luminance only).")] = False,
+    max_size: Annotated[Optional[int], typer.Option("--max-size", help="Downscale inputs so the long side is at most this.")] = None,
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpg, png, webp, ...); default: the input's.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Same-size images per forward pass.")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (default: skip them).")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    json_out: JsonOpt = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """Stylize images (files, folders, globs) with a style image or pack."""
+    with _errors():
+        st = _stylizer(weights, device, dtype, vgg)
+        sty = st.load_style(style, mode=mode, style_size=style_size)
+        from dinstyle.engine import expand_inputs
+
+        n = len(expand_inputs(paths, recursive)[0])
+        with _progress(n, n > 1 and not json_out) as prog:
+            task = prog.add_task("stylizing", total=n)
+
+            def on_event(ev):
+                prog.advance(task)
+                if ev.status == "failed":
+                    err.print(f"[red]error:[/red] {ev.error}", soft_wrap=True)
+                elif ev.status == "skipped" and not json_out:
+                    err.print(f"skipped {ev.output}: {ev.error}", soft_wrap=True)
+                if json_out:
+                    rec = {"input": ev.input, "style": sty.label, "mode": sty.mode, "output": ev.output,
+                           "status": ev.status, "size": list(ev.size) if ev.size else None,
+                           "seconds": round(ev.seconds, 4)}
+                    if ev.error:
+                        rec["error"] = ev.error
+                    typer.echo(json.dumps(rec))
+
+            summary = st.run_images(paths, sty, out=out, strength=strength, preserve_color=preserve_color,
+                                    max_size=max_size, fmt=fmt, batch_size=batch_size, overwrite=overwrite,
+                                    recursive=recursive, on_event=on_event)
+        if not json_out:
+            done = [e for e in summary.events if e.status == "done"]
+            if len(done) == 1 and summary.failed == 0:
+                err.print(f"wrote {done[0].output}")
+            else:
+                err.print(f"{summary.done} written, {summary.skipped} skipped, {summary.failed} failed")
+    if summary.failed:
+        raise typer.Exit(EXIT_USAGE if summary.done + summary.skipped == 0 else EXIT_FAILED)
+
+
+@app.command()
+def precompute(
+    styles: Annotated[list[str], typer.Argument(help="Style images, folders or globs.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the .dinpack files.")] = Path("packs"),
+    mode: Annotated[str, typer.Option("--mode", help="standard or adaptive.")] = "standard",
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace packs that already exist.")] = False,
+    json_out: JsonOpt = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """Turn style images into style packs (precomputed DIN parameters; skip the style encoder later)."""
+    from dinstyle.io.images import expand_inputs
+    from dinstyle.packs import PACK_EXT
+
+    failed = written = 0
+    with _errors():
+        files, problems = expand_inputs(styles)
+        for p in problems:
+            err.print(f"[red]error:[/red] {p}")
+        failed += len(problems)
+        if not files:
+            raise typer.Exit(EXIT_USAGE)
+        st = _stylizer(weights, device, "auto", vgg)
+        st.check_mode(mode)
+        with _progress(len(files), len(files) > 1 and not json_out) as prog:
+            task = prog.add_task("encoding styles", total=len(files))
+            for f in files:
+                dest = out / f"{f.stem}{PACK_EXT}"
+                try:
+                    if dest.exists() and not overwrite:
+                        status = "skipped"
+                    else:
+                        st.make_pack(f, mode=mode, style_size=style_size).save(dest)
+                        status = "done"
+                        written += 1
+                    if json_out:
+                        typer.echo(json.dumps({"input": str(f), "output": str(dest), "status": status, "mode": mode,
+                                               "style_size": style_size, "model_id": st.model_id}))
+                    elif status == "skipped":
+                        err.print(f"skipped {dest}: exists (use --overwrite)")
+                except DinstyleError as e:
+                    failed += 1
+                    err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+                prog.advance(task)
+        if not json_out:
+            err.print(f"{written} pack(s) written to {out}, {failed} failed")
+    if failed:
+        raise typer.Exit(EXIT_USAGE if written == 0 else EXIT_FAILED)
+
+
+@app.command()
+def info(
+    style: Annotated[Optional[Path], typer.Option("--style", "-s", help="A style pack to describe.")] = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Model, weights, parameter count, MACs at 512x512, device; and a style pack's contents."""
+    with _errors():
+        from dinstyle.report import describe
+
+        data = describe(weights=weights, device=device, pack=style)
+        if json_out:
+            typer.echo(json.dumps(data, indent=2))
+        else:
+            from dinstyle.report import render_info
+
+            render_info(data, Console(highlight=False))
+
+
+@app.command()
+def train(
+    content: Annotated[Optional[Path], typer.Option("--content", help="Folder of content photos.")] = None,
+    style: Annotated[Optional[Path], typer.Option("--style", help="Folder of style images.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints, log.jsonl, previews).")] = Path("runs/dinstyle"),
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
+    vgg: VggOpt = None,
+    steps: Annotated[int, typer.Option("--steps", help="Total steps of the run (sets the schedule).")] = 160_000,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in this call (resume later).")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
+    crop: Annotated[int, typer.Option("--crop", help="Random crop size.")] = 256,
+    lr: Annotated[float, typer.Option("--lr", help="Adam lr of encoder/decoder (weight/bias nets get 10x).")] = 1e-4,
+    style_weight: Annotated[float, typer.Option("--style-weight")] = 5.0,
+    content_weight: Annotated[float, typer.Option("--content-weight")] = 1.0,
+    adaptive_prob: Annotated[float, typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode.")] = 0.15,
+    flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour images mixed into the content stream.")] = None,
+    flat_prob: Annotated[float, typer.Option("--flat-prob")] = 0.1,
+    workers: Annotated[int, typer.Option("--workers", help="Data-loading processes.")] = 2,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 500,
+    preview_every: Annotated[int, typer.Option("--preview-every")] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: DeviceOpt = "auto",
+    amp: Annotated[str, typer.Option("--amp", help="auto (bf16 on GPU), bf16, fp16, none.")] = "auto",
+) -> None:
+    """Train MobileNet-DIN (content + BN-statistics style loss on VGG-19); resumable."""
+    with _errors():
+        from dinstyle.config import TrainConfig
+        from dinstyle.errors import OptionError
+        from dinstyle.runtime import tune_allocator
+        from dinstyle.train.loop import train as run_train
+
+        tune_allocator()
+        if resume is None and (content is None or style is None):
+            raise OptionError("give --content DIR and --style DIR (or --resume RUN_DIR)")
+        if amp not in ("auto", "bf16", "fp16", "none"):
+            raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
+        cfg = TrainConfig(content_dir=str(content or ""), style_dir=str(style or ""), vgg=str(vgg) if vgg else None,
+                          steps=steps, batch_size=batch_size, crop=crop, lr=lr, style_weight=style_weight,
+                          content_weight=content_weight, adaptive_prob=adaptive_prob,
+                          flat_dir=str(flat) if flat else None, flat_prob=flat_prob if flat else 0.0, seed=seed,
+                          workers=workers, checkpoint_every=checkpoint_every, preview_every=preview_every,
+                          device=device, amp=amp)
+        run_dir = resume or out
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[losses]}"), TimeRemainingColumn(), console=err) as prog:
+            task = prog.add_task("train", total=steps, losses="")
+
+            def on_event(ev):
+                prog.update(task, completed=ev.step, losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}) "
+                                                              f"{ev.images_per_s:.1f} img/s")
+
+            last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event)
+        err.print(f"checkpoint at step {last['step']} in {run_dir}")
+
+
+@app.command("export-weights")
+def export_weights(
+    run_dir: Annotated[Path, typer.Argument(help="A training run folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Weights folder to write.")] = Path("weights"),
+    vgg: VggOpt = None,
+    note: Annotated[str, typer.Option("--note", help="Free text stored in config.json's 'trained' record.")] = "",
+) -> None:
+    """Turn a training checkpoint into shipped weights (config.json + model.safetensors + VGG fp16)."""
+    with _errors():
+        from dinstyle.train.loop import export_weights as run_export
+
+        dest = run_export(run_dir, out, vgg_path=str(vgg) if vgg else None, note=note)
+        err.print(f"weights written to {dest}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

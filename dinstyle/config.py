@@ -1,0 +1,88 @@
+"""Configuration dataclasses. Saved as JSON next to the weights (no pickle)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+
+# VGG-19 taps the style encoder exposes, and their mean activation on photos
+# (from shared/models/README.md, unnormalised Caffe VGG at 512 px). Losses divide by
+# these so the four layers weigh about the same.
+VGG_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+VGG_TAP_SCALE = {"relu1_1": 24.0, "relu2_1": 124.0, "relu3_1": 119.0, "relu4_1": 449.0}
+# Defaults of the stylize options, shared by the library call and the CLI.
+STYLIZE_DEFAULTS = {"strength": 1.0, "style_size": 256}
+VGG_TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the MobileNet-DIN network (content path + weight/bias nets)."""
+
+    # Space-to-depth factor before the encoder (pixel unshuffle) and depth-to-space after the
+    # decoder: 2 runs every conv at half resolution or less (1 = the paper's full-res layout).
+    unshuffle: int = 2
+    widths: tuple[int, int, int] = (32, 64, 128)  # the three DIN levels, finest first
+    stem_kernel: int = 3  # the stride-1 input conv (paper/Johnson: 9x9)
+    n_res: int = 2  # residual blocks in the encoder (and mirrored in the decoder)
+    # One DIN layer per resolution, fed by these VGG taps of the style (full, 1/2, 1/4).
+    style_taps: tuple[str, str, str] = ("relu2_1", "relu3_1", "relu4_1")
+    param_hidden: int = 64  # width of the weight/bias nets
+    kernel_size: int = 1  # dynamic kernel: depthwise k x k (1 = the paper's default)
+    adaptive_grid: int = 8  # kernel grid of the spatially-adaptive mode
+    eps: float = 1e-5
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        d = dict(d)
+        for k in ("widths", "style_taps"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+@dataclass
+class TrainConfig:
+    content_dir: str = ""
+    style_dir: str = ""
+    vgg: str | None = None
+    steps: int = 160_000
+    batch_size: int = 8
+    crop: int = 256
+    lr: float = 1e-4
+    param_lr_mult: float = 10.0
+    lr_decay: float = 5e-5  # lr / (1 + decay * step), as AdaIN/MicroAST
+    content_weight: float = 1.0
+    style_weight: float = 5.0
+    adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
+    flat_dir: str | None = None  # optional flat-colour images mixed into the content stream
+    flat_prob: float = 0.0
+    seed: int = 0
+    workers: int = 2
+    checkpoint_every: int = 500
+    preview_every: int = 500
+    log_every: int = 10
+    device: str = "auto"
+    amp: str = "auto"  # auto | bf16 | fp16 | none
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        model = ModelConfig.from_dict(d.pop("model", {}))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(model=model, **{k: v for k, v in d.items() if k in names})
+

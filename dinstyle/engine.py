@@ -1,0 +1,350 @@
+"""The engine behind every command: load the model once, encode the style once, stylize images.
+
+``Stylizer`` holds the model on its device; ``Style`` is what a style image or pack becomes (the DIN
+parameters of every layer). The CLI only parses options and renders the events this module emits.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dinstyle.checkpoint import VGG_NAME, default_weights_dir, find_vgg, load_model, load_vgg
+from dinstyle.color import keep_luminance_of
+from dinstyle.config import STYLIZE_DEFAULTS
+from dinstyle.errors import CheckpointError, DinstyleError, InputError, OptionError, OutputError
+from dinstyle.io.images import EXT_BY_FORMAT, FORMAT_BY_EXT, LoadedImage, expand_inputs, fit_size, read_image, \
+    resize_rgb, write_image
+from dinstyle.model import MODES, DinStyleNet
+from dinstyle.packs import StylePack, blend_params, check_pack, is_pack, load_pack
+from dinstyle.runtime import resolve_device, resolve_dtype, tune_allocator
+
+Params = list[dict[str, torch.Tensor]]
+
+DEFAULT_STYLE_SIZE = STYLIZE_DEFAULTS["style_size"]  # the scale the model was trained at (256-px paintings)
+MIN_STYLE_SIDE = 16
+PAD_MARGIN = 8  # replicate-padded border so the network's zero padding never touches the image
+
+
+class UntrainedWeightsWarning(UserWarning):
+    pass
+
+
+@dataclass
+class StyleSource:
+    path: Path
+    weight: float = 1.0
+
+
+def parse_style_arg(text: str) -> StyleSource:
+    """``path`` or ``path:weight`` (the part after the last colon must be a number)."""
+    path, weight = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep and head:
+        try:
+            weight = float(tail)
+            path = head
+        except ValueError:
+            pass
+    if not math.isfinite(weight) or weight <= 0:
+        raise OptionError(f"--style {text}: the weight after ':' must be a positive number")
+    return StyleSource(Path(path), weight)
+
+
+@dataclass
+class Style:
+    params: Params  # per DIN layer {"weight", "bias"}, batch dim 1, on the model's device
+    label: str
+    mode: str
+    sources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageEvent:
+    index: int
+    total: int
+    input: str
+    output: str | None
+    status: str  # done | skipped | failed
+    seconds: float = 0.0
+    size: tuple[int, int] | None = None  # (width, height) written
+    error: str | None = None
+
+
+@dataclass
+class BatchSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    events: list[ImageEvent] = field(default_factory=list)
+
+
+class Stylizer:
+    """Keyword-only library entry point; the CLI reuses these defaults.
+
+    >>> st = Stylizer()                                     # shipped weights, best device
+    >>> style = st.load_style(["starry.jpg"])               # or a .dinpack
+    >>> out = st.stylize([rgb_uint8], style)[0]
+    """
+
+    def __init__(self, *, weights: str | Path | None = None, device: str = "auto", dtype: str = "auto",
+                 vgg: str | Path | None = None):
+        tune_allocator()
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        wdir = Path(weights) if weights else default_weights_dir()
+        if weights is None and not (wdir / "model.safetensors").exists():
+            warnings.warn(f"no trained weights in {wdir}: running an UNTRAINED network (output is not a real "
+                          "stylization); pass --weights DIR", UntrainedWeightsWarning, stacklevel=2)
+            model, info = DinStyleNet(), {"model_id": "untrained", "trained": {}, "path": None}
+        else:
+            model, info = load_model(wdir)
+            if not info["trained"]:
+                warnings.warn(f"weights in {wdir} say they were never trained: output is not a real stylization",
+                              UntrainedWeightsWarning, stacklevel=2)
+        self.weights_dir = wdir
+        self.info = info
+        self.model_id: str = info["model_id"]
+        self.trained = bool(info["trained"])
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._vgg_arg = vgg
+        self._vgg = None
+
+    # -- style ------------------------------------------------------------------------------
+    @property
+    def vgg(self):
+        """The style encoder, loaded on first use (packs never need it)."""
+        if self._vgg is None:
+            shipped = self.weights_dir / VGG_NAME
+            path = self._vgg_arg or (shipped if shipped.is_file() else find_vgg())
+            self._vgg = load_vgg(path).to(self.device)
+        return self._vgg
+
+    @staticmethod
+    def check_mode(mode: str) -> str:
+        if mode not in MODES:
+            raise OptionError(f"--mode {mode}: unknown (use {', '.join(MODES)})")
+        return mode
+
+    def _expected_shapes(self, mode: str) -> Params:
+        return [din.predict(torch.zeros(1, din.weight_net.conv1.in_channels, 4, 4, device=self.device), mode)
+                for din in self.model.dins]
+
+    @torch.inference_mode()
+    def encode_style(self, rgb: np.ndarray, mode: str = "standard", style_size: int = DEFAULT_STYLE_SIZE) -> Params:
+        """Style image (H, W, 3) uint8 -> DIN parameters (the style path: VGG + weight/bias nets)."""
+        h, w = rgb.shape[:2]
+        if min(h, w) < MIN_STYLE_SIDE:
+            raise InputError(f"style image is too small ({w}x{h}); use at least {MIN_STYLE_SIDE} px on each side")
+        if style_size:
+            s = style_size / max(h, w)
+            rgb = resize_rgb(rgb, (max(MIN_STYLE_SIDE, round(w * s)), max(MIN_STYLE_SIDE, round(h * s))))
+        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+        params = self.model.style_params(self.vgg(x), mode)
+        return [{k: v.float() for k, v in p.items()} for p in params]
+
+    def make_pack(self, path: str | Path, mode: str = "standard", style_size: int = DEFAULT_STYLE_SIZE) -> StylePack:
+        path = Path(path)
+        self.check_mode(mode)
+        img = read_image(path)
+        try:
+            params = self.encode_style(img.rgb, mode, style_size)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
+        return StylePack(params=[{k: v.cpu().clone() for k, v in p.items()} for p in params], model_id=self.model_id,
+                         mode=mode, source=path.name, style_size=style_size)
+
+    def load_style(self, specs: Iterable[str | Path | StyleSource], mode: str | None = None,
+                   style_size: int = DEFAULT_STYLE_SIZE) -> Style:
+        """One or more style images/packs (optionally weighted) -> a Style, computed once per run.
+
+        ``mode`` None means "standard", or the mode the packs were made for."""
+        sources = [s if isinstance(s, StyleSource) else parse_style_arg(str(s)) for s in specs]
+        if not sources:
+            raise OptionError("give at least one --style (an image or a style pack)")
+        if mode is not None:
+            self.check_mode(mode)
+        if style_size is not None and style_size < MIN_STYLE_SIDE:
+            raise OptionError(f"--style-size must be at least {MIN_STYLE_SIDE}")
+        items, labels = [], []
+        for src in sources:
+            if not src.path.exists():
+                raise InputError(f"{src.path}: style not found")
+            if is_pack(src.path):
+                pack = load_pack(src.path)
+                want = mode or pack.mode
+                if pack.mode != want:
+                    raise CheckpointError(f"{src.path}: style pack was made for --mode {pack.mode}, not {want}")
+                mode = want
+                check_pack(pack, src.path, self.model_id, self._expected_shapes(pack.mode))
+                params = [{k: v.to(self.device) for k, v in p.items()} for p in pack.params]
+                labels.append(pack.label)
+            else:
+                mode = mode or "standard"
+                img = read_image(src.path)
+                try:
+                    params = self.encode_style(img.rgb, mode, style_size)
+                except InputError as e:
+                    raise InputError(f"{src.path}: {e}") from None
+                labels.append(src.path.stem)
+            items.append((params, src.weight))
+        params = items[0][0] if len(items) == 1 else blend_params(items)
+        if len(sources) > 1 and len(set(s.weight for s in sources)) > 1:
+            label = "+".join(f"{lab}{round(100 * s.weight / sum(x.weight for x in sources))}"
+                             for lab, s in zip(labels, sources))
+        else:
+            label = "+".join(labels)
+        return Style(params=params, label=label, mode=mode or "standard", sources=[str(s.path) for s in sources])
+
+    # -- content ----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def stylize(self, images: list[np.ndarray], style: Style, *, strength: float = STYLIZE_DEFAULTS["strength"],
+                preserve_color: bool = False) -> list[np.ndarray]:
+        """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size."""
+        if not math.isfinite(strength) or strength < 0:
+            raise OptionError(f"--strength {strength}: must be a number >= 0")
+        h, w = images[0].shape[:2]
+        if any(im.shape[:2] != (h, w) for im in images):
+            raise ValueError("stylize() takes images of one size; group them first")
+        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        m = self.model.multiple
+        ph, pw = -(-(h + 2 * PAD_MARGIN) // m) * m, -(-(w + 2 * PAD_MARGIN) // m) * m
+        top, left = (ph - h) // 2, (pw - w) // 2
+        x = F.pad(x, (left, pw - w - left, top, ph - h - top), mode="replicate")
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        n = x.shape[0]
+        params = [{k: v.expand(n, *v.shape[1:]) for k, v in p.items()} for p in style.params]
+        with torch.autocast("cuda", dtype=self.dtype, enabled=self.device.type == "cuda" and self.dtype != torch.float32):
+            y = self.model(x, params, strength=strength)
+        y = y[:, :, top:top + h, left:left + w].float().clamp_(0, 1).mul_(255).add_(0.5)
+        out = list(y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        if preserve_color:
+            out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
+        return out
+
+    def stylize_file(self, path: str | Path, style: Style, **kw) -> np.ndarray:
+        img = read_image(path)
+        return self.stylize([img.rgb], style, **kw)[0]
+
+    # -- many files -------------------------------------------------------------------------
+    def run_images(self, inputs: list[str], style: Style, *, out: str | Path | None = None, strength: float = 1.0,
+                   preserve_color: bool = False, max_size: int | None = None, fmt: str | None = None,
+                   batch_size: int = 1, overwrite: bool = False, recursive: bool = False,
+                   on_event: Callable[[ImageEvent], None] | None = None) -> BatchSummary:
+        """Stylize files, folders and globs; one bad file is reported and skipped."""
+        if batch_size < 1:
+            raise OptionError(f"--batch-size {batch_size}: must be at least 1")
+        if max_size is not None and max_size < 8:
+            raise OptionError(f"--max-size {max_size}: must be at least 8")
+        if fmt is not None and fmt.lower() not in EXT_BY_FORMAT:
+            raise OptionError(f"--format {fmt}: unknown (use {', '.join(sorted(set(EXT_BY_FORMAT)))})")
+        files, problems = expand_inputs(inputs, recursive=recursive)
+        if not files:
+            raise InputError(problems[0] if problems else "no input images given")
+        plan = plan_outputs(files, style, out, fmt)
+        total = len(files) + len(problems)
+        summary = BatchSummary()
+
+        def emit(ev: ImageEvent) -> None:
+            summary.events.append(ev)
+            setattr(summary, ev.status, getattr(summary, ev.status) + 1)
+            if on_event:
+                on_event(ev)
+
+        for i, msg in enumerate(problems):
+            emit(ImageEvent(i, total, msg.split(":")[0], None, "failed", error=msg))
+        index = len(problems)
+        pending: list[tuple[int, Path, Path, LoadedImage]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            t0 = time.perf_counter()
+            try:
+                outs = self.stylize([p[3].rgb for p in pending], style, strength=strength, preserve_color=preserve_color)
+            except torch.OutOfMemoryError:
+                raise DinstyleError("out of memory; try a smaller --batch-size or --max-size") from None
+            per = (time.perf_counter() - t0) / len(pending)
+            for (idx, src, dst, img), rgb in zip(pending, outs):
+                t1 = time.perf_counter()
+                try:
+                    write_image(dst, rgb, img.alpha)
+                    emit(ImageEvent(idx, total, str(src), str(dst), "done", per + time.perf_counter() - t1,
+                                    (rgb.shape[1], rgb.shape[0])))
+                except DinstyleError as e:
+                    emit(ImageEvent(idx, total, str(src), str(dst), "failed", error=str(e)))
+            pending.clear()
+
+        input_set = {f.resolve() for f in files}
+        for src in files:
+            dst = plan[src]
+            idx, index = index, index + 1
+            if dst.resolve() in input_set:
+                emit(ImageEvent(idx, total, str(src), str(dst), "failed",
+                                error=f"{dst}: output would overwrite an input; choose another --out"))
+                continue
+            if dst.exists() and not overwrite:
+                emit(ImageEvent(idx, total, str(src), str(dst), "skipped", error="exists (use --overwrite)"))
+                continue
+            try:
+                img = read_image(src)
+            except InputError as e:
+                emit(ImageEvent(idx, total, str(src), None, "failed", error=str(e)))
+                continue
+            h, w = img.rgb.shape[:2]
+            nw, nh = fit_size(w, h, max_size)
+            if (nw, nh) != (w, h):
+                img.rgb = resize_rgb(img.rgb, (nw, nh))
+                if img.alpha is not None:
+                    img.alpha = resize_rgb(np.repeat(img.alpha[..., None], 3, 2), (nw, nh))[..., 0]
+            if pending and (pending[0][3].rgb.shape != img.rgb.shape or len(pending) >= batch_size):
+                flush()
+            pending.append((idx, src, dst, img))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        return summary
+
+
+def plan_outputs(files: list[Path], style: Style, out: str | Path | None, fmt: str | None) -> dict[Path, Path]:
+    """Output path for every input: ``<out>/<stem>_<style>.<ext>``, or ``out`` itself for one file.
+
+    Inputs that share a stem get ``-2``, ``-3`` ... so no output is written twice."""
+    out_path = Path(out) if out is not None else Path("stylized")
+    single_file = out is not None and out_path.suffix.lower() in FORMAT_BY_EXT and not out_path.is_dir()
+    if single_file and len(files) > 1:
+        raise OptionError(f"--out {out_path}: a file name takes one input; give a folder for {len(files)} inputs")
+    if out_path.exists() and not out_path.is_dir() and not single_file:
+        raise OutputError(f"--out {out_path}: exists and is not a folder")
+    plan: dict[Path, Path] = {}
+    used: set[str] = set()
+    label = "".join(c if c.isalnum() or c in "+-." else "_" for c in style.label)
+    if style.mode != "standard":
+        label += f"_{style.mode}"
+    for f in files:
+        if single_file:
+            plan[f] = out_path
+            continue
+        if fmt:
+            ext = EXT_BY_FORMAT[fmt.lower()]
+        else:
+            ext = f.suffix.lower() if f.suffix.lower() in FORMAT_BY_EXT else ".png"
+            ext = ".png" if ext == ".gif" else ext
+        stem, k = f.stem, 1
+        name = f"{stem}_{label}{ext}"
+        while name.lower() in used:
+            k += 1
+            name = f"{stem}-{k}_{label}{ext}"
+        used.add(name.lower())
+        plan[f] = out_path / name
+    return plan

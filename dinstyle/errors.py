@@ -1,0 +1,29 @@
+"""Error types. Library code raises these; only the CLI turns them into exit codes."""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a batch finished but some inputs failed
+EXIT_USAGE = 2  # bad input: nothing (or nothing more) was written
+EXIT_INTERRUPTED = 130
+
+
+class DinstyleError(Exception):
+    """Base error: its message is one line meant for the user."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(DinstyleError):
+    """An input file (image, style, mask) is missing, unreadable or invalid."""
+
+
+class OutputError(DinstyleError):
+    """An output cannot be written where asked."""
+
+
+class CheckpointError(DinstyleError):
+    """Weights, checkpoints or style packs are missing, corrupt or incompatible."""
+
+
+class OptionError(DinstyleError):
+    """An option value is invalid."""

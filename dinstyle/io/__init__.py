@@ -1,0 +1,1 @@
+"""Image, video and file I/O. Independent of the model: no torch here."""

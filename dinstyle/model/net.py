@@ -1,0 +1,165 @@
+"""MobileNet-DIN: content encoder, hierarchical DIN, decoder (Fig. 4 of the DIN paper).
+
+Deviations from the paper, chosen for speed on CPUs and in video (measured in benchmarks/):
+- the image is folded 2x2 into channels (pixel unshuffle) before the encoder and unfolded after
+  the decoder (pixel shuffle), so no 16-channel tensor ever exists at full resolution: on a CPU
+  every full-resolution pass over memory costs as much as a small conv. The stride-1 conv and the
+  two stride-2 blocks follow, so DIN acts at 1/2, 1/4 and 1/8 of the input size;
+- the stride-1 input conv is 3x3 (Johnson's 9x9 costs 1 G MACs at 512x512 on its own);
+- no normalisation layers inside encoder/decoder: the only norms are the DIN layers, whose
+  instance norm and dynamic affine are fused into one pass (``din_affine``);
+- decoder up-steps reduce channels with a 1x1 conv *before* up-sampling, so the full-resolution
+  work is one depthwise 3x3 conv on 16 channels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dinstyle.config import VGG_TAP_CHANNELS, VGG_TAP_SCALE, ModelConfig
+from dinstyle.model.din import DynamicInstanceNorm, Stats
+
+Params = list[dict[str, Tensor]]  # one {"weight", "bias"} per DIN layer, full-res first
+
+
+class DepthwiseSeparable(nn.Module):
+    """Depthwise 3x3 (optionally strided) then pointwise 1x1, ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, act: bool = True):
+        super().__init__()
+        self.dw = nn.Conv2d(cin, cin, 3, stride, 1, groups=cin)
+        self.pw = nn.Conv2d(cin, cout, 1)
+        self.act = act
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.pw(self.dw(x))
+        return F.relu(x, inplace=True) if self.act else x
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.a = DepthwiseSeparable(c, c)
+        self.b = DepthwiseSeparable(c, c, act=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.b(self.a(x)).add_(x)
+
+
+class UpBlock(nn.Module):
+    """1x1 channel reduction at low resolution, bilinear x2, depthwise 3x3 at high resolution."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.pw = nn.Conv2d(cin, cout, 1)
+        self.dw = nn.Conv2d(cout, cout, 3, 1, 1, groups=cout)
+
+    def forward(self, x: Tensor, size: torch.Size) -> Tensor:
+        x = F.interpolate(self.pw(x), size=size, mode="bilinear", align_corners=False)
+        return self.dw(x)
+
+
+class ContentEncoder(nn.Module):
+    """stride-1 conv, two stride-2 depthwise-separable blocks, residual blocks.
+    Returns the feature maps at full, 1/2 and 1/4 resolution (the DIN inputs)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c1, c2, c3 = cfg.widths
+        self.unshuffle = cfg.unshuffle
+        self.stem = nn.Conv2d(3 * cfg.unshuffle**2, c1, cfg.stem_kernel, 1, cfg.stem_kernel // 2)
+        self.down1 = DepthwiseSeparable(c1, c2, stride=2)
+        self.down2 = DepthwiseSeparable(c2, c3, stride=2)
+        self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(cfg.n_res)])
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        if self.unshuffle > 1:
+            x = F.pixel_unshuffle(x, self.unshuffle)  # (N, 3u^2, H/u, W/u)
+        f1 = F.relu(self.stem(x), inplace=True)  # (N, c1, H/u, W/u)
+        f2 = self.down1(f1)  # (N, c2, H/2u, W/2u)
+        f3 = self.res(self.down2(f2))  # (N, c3, H/4u, W/4u)
+        return [f1, f2, f3]
+
+
+class Decoder(nn.Module):
+    """Mirror of the encoder with bilinear up-sampling; the DIN outputs of the two finer levels
+    are added into it at matching resolutions (hierarchical DIN)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c1, c2, c3 = cfg.widths
+        self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(cfg.n_res)])
+        self.up2 = UpBlock(c3, c2)
+        self.up1 = UpBlock(c2, c1)
+        self.unshuffle = cfg.unshuffle
+        self.head = nn.Conv2d(c1, 3 * cfg.unshuffle**2, cfg.stem_kernel, 1, cfg.stem_kernel // 2)
+        nn.init.constant_(self.head.bias, 0.5)  # start from mid-grey, not from a random colour cast
+        if cfg.unshuffle > 1:  # ICNR: all sub-pixels start equal, so pixel shuffle starts checkerboard-free
+            w = self.head.weight.data
+            self.head.weight.data = w[: 3].repeat_interleave(cfg.unshuffle**2, dim=0).contiguous()
+
+    def forward(self, d: list[Tensor]) -> Tensor:
+        d1, d2, d3 = d
+        h = self.res(d3)  # (N, c3, H/4u, W/4u)
+        h = F.relu_(self.up2(h, d2.shape[-2:]).add_(d2))  # (N, c2, H/2u, W/2u)
+        h = F.relu_(self.up1(h, d1.shape[-2:]).add_(d1))  # (N, c1, H/u, W/u)
+        out = self.head(h)  # (N, 3u^2, H/u, W/u)
+        if self.unshuffle > 1:
+            out = F.pixel_shuffle(out, self.unshuffle)
+        return out  # (N, 3, H, W), RGB in about [0, 1]
+
+
+class DinStyleNet(nn.Module):
+    """The content path (encoder -> DIN x3 -> decoder) plus each DIN layer's weight/bias nets.
+
+    The style encoder (VGG-19) is kept outside: it runs once per style, and its taps are handed
+    to :meth:`style_params`, whose output (the DIN parameters) is what a style pack stores.
+    """
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or ModelConfig()
+        self.encoder = ContentEncoder(cfg)
+        self.dins = nn.ModuleList(
+            DynamicInstanceNorm(c, VGG_TAP_CHANNELS[tap], cfg.param_hidden, cfg.kernel_size, cfg.adaptive_grid, cfg.eps)
+            for c, tap in zip(cfg.widths, cfg.style_taps)
+        )
+        self.decoder = Decoder(cfg)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this (the engine pads and crops back)."""
+        return 4 * self.cfg.unshuffle
+
+    # -- style path -------------------------------------------------------------------------
+    def style_params(self, vgg_feats: dict[str, Tensor], mode: str = "standard") -> Params:
+        # The unnormalised VGG's taps differ ~20x in scale: bring each to about unit mean first.
+        return [din.predict(vgg_feats[tap].float() / VGG_TAP_SCALE[tap], mode)
+                for din, tap in zip(self.dins, self.cfg.style_taps)]
+
+    # -- content path -----------------------------------------------------------------------
+    def forward(self, content: Tensor, params: Params, strength: float = 1.0,
+                stats: list[Stats] | None = None) -> Tensor:
+        """content (N, 3, H, W) RGB [0, 1], H and W multiples of ``multiple`` -> stylized (N, 3, H, W).
+
+        ``strength`` blends each DIN output with the plain content features (1 = full style,
+        0 = none, > 1 extrapolates). ``stats`` overrides the instance-norm statistics per layer
+        (whole-image statistics for tiles, smoothed statistics for video).
+        """
+        feats = self.encoder(content)
+        return self.decoder(self.apply_din(feats, params, strength, stats))
+
+    def apply_din(self, feats: list[Tensor], params: Params, strength: float = 1.0,
+                  stats: list[Stats] | None = None) -> list[Tensor]:
+        out = []
+        for i, (din, f, p) in enumerate(zip(self.dins, feats, params)):
+            d = din(f, p, None if stats is None else stats[i])
+            out.append(d if strength == 1.0 else torch.lerp(f, d, strength))
+        return out
+
+    def content_stats(self, content: Tensor) -> list[Stats]:
+        """Instance-norm statistics of every DIN input for ``content``."""
+        from dinstyle.model.din import calc_mean_std
+
+        return [calc_mean_std(f, self.cfg.eps) for f in self.encoder(content)]

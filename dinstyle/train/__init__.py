@@ -1,0 +1,1 @@
+"""Training: VGG losses, the data stream and one linear training loop."""

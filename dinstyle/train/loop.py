@@ -1,0 +1,258 @@
+"""``train(cfg, run_dir)``: one readable, resumable training loop.
+
+A run folder holds:
+    train_config.json   the TrainConfig (with its ModelConfig)
+    checkpoint.pt       model + optimiser + step + RNG (plain tensors; loads with weights_only=True)
+    log.jsonl           one line of losses every ``log_every`` steps
+    previews/step_N.jpg content | style | output grids
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dinstyle.checkpoint import load_vgg, save_weights
+from dinstyle.config import FORMAT_VERSION, TrainConfig
+from dinstyle.errors import CheckpointError, OptionError
+from dinstyle.io.files import atomic_path, atomic_write_bytes
+from dinstyle.io.images import write_image
+from dinstyle.model import DinStyleNet, VGGEncoder
+from dinstyle.runtime import resolve_device
+from dinstyle.train.data import StepBatches, list_images
+from dinstyle.train.losses import content_loss, style_loss
+
+CKPT_NAME = "checkpoint.pt"
+CONFIG_NAME = "train_config.json"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class TrainEvent:
+    step: int
+    total: int
+    loss: float
+    content: float
+    style: float
+    images_per_s: float
+    kind: str = "log"  # log | checkpoint | preview | done | stopped
+
+
+def make_optimizer(model: DinStyleNet, cfg: TrainConfig) -> torch.optim.Adam:
+    param_nets = [p for n, p in model.named_parameters() if n.startswith("dins.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("dins.")]
+    return torch.optim.Adam([{"params": rest, "lr": cfg.lr, "base_lr": cfg.lr},
+                             {"params": param_nets, "lr": cfg.lr * cfg.param_lr_mult,
+                              "base_lr": cfg.lr * cfg.param_lr_mult}])
+
+
+def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int) -> None:
+    for g in opt.param_groups:
+        g["lr"] = g["base_lr"] / (1.0 + cfg.lr_decay * step)
+
+
+def _autocast(device: torch.device, amp: str):
+    if device.type != "cuda" or amp == "none":
+        return nullcontext()
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def train_step(model: DinStyleNet, vgg: VGGEncoder, opt: torch.optim.Optimizer, content: torch.Tensor,
+               style: torch.Tensor, cfg: TrainConfig, mode: str = "standard", amp: str = "none",
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One optimisation step on float [0, 1] batches. Returns the loss components."""
+    with _autocast(content.device, amp):
+        with torch.no_grad():
+            sf = vgg(style)
+            cf = vgg(content, taps=("relu4_1",))
+        out = model(content, model.style_params(sf, mode))
+        of = vgg(out)
+        lc = content_loss(of, cf).mean()
+        ls = style_loss(of, sf).mean()
+        loss = cfg.content_weight * lc + cfg.style_weight * ls
+    opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        opt.step()
+    return {"loss": loss.item(), "content": lc.item(), "style": ls.item()}
+
+
+def save_checkpoint(run_dir: Path, model: DinStyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
+                    last: dict | None = None) -> Path:
+    state = {
+        "format_version": FORMAT_VERSION,
+        "step": step,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": _to_cpu(opt.state_dict()),
+        "rng_cpu": torch.get_rng_state(),
+        "config_json": json.dumps(cfg.to_dict()),
+        "last_json": json.dumps(last or {}),
+    }
+    dest = run_dir / CKPT_NAME
+    with atomic_path(dest) as tmp:
+        torch.save(state, tmp)
+    return dest
+
+
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+def load_checkpoint(run_dir: Path) -> dict:
+    path = Path(run_dir) / CKPT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt file or pickled code we refuse to run
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: unsupported checkpoint format")
+    return state
+
+
+def _preview(path: Path, content: torch.Tensor, style: torch.Tensor, out: torch.Tensor, n: int = 4) -> None:
+    rows = []
+    for i in range(min(n, content.shape[0])):
+        trip = [t[i].detach().float().clamp(0, 1).cpu() for t in (content, style, out)]
+        rows.append(torch.cat(trip, dim=2))
+    grid = (torch.cat(rows, dim=1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    write_image(path, grid, quality=90)
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
+          on_event: Callable[[TrainEvent], None] | None = None) -> dict:
+    """Train (or continue training) into ``run_dir``. Stops after ``cfg.steps`` total steps, after
+    ``max_steps`` more steps, or on SIGINT/SIGTERM, always leaving a checkpoint.
+    Returns the last loss record."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = None
+    if resume:
+        state = load_checkpoint(run_dir)
+        saved = TrainConfig.from_dict(json.loads(state["config_json"]))
+        # keep what defines the run; allow the schedule and machine settings to change
+        saved.steps, saved.device, saved.workers, saved.amp = cfg.steps, cfg.device, cfg.workers, cfg.amp
+        saved.checkpoint_every, saved.preview_every, saved.log_every = cfg.checkpoint_every, cfg.preview_every, cfg.log_every
+        saved.content_dir, saved.style_dir = cfg.content_dir or saved.content_dir, cfg.style_dir or saved.style_dir
+        cfg = saved
+    if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
+        raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = DinStyleNet(cfg.model).to(device)
+    vgg = load_vgg(cfg.vgg).to(device)
+    opt = make_optimizer(model, cfg)
+    start = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        start = int(state["step"])
+    atomic_write_bytes(run_dir / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        torch.backends.cudnn.benchmark = True
+
+    dataset = StepBatches(list_images(cfg.content_dir), list_images(cfg.style_dir), cfg.batch_size, cfg.crop, cfg.seed,
+                          list_images(cfg.flat_dir) if cfg.flat_dir and cfg.flat_prob > 0 else None,
+                          cfg.flat_prob, cfg.adaptive_prob)
+    end = cfg.steps if max_steps is None else min(cfg.steps, start + max_steps)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=range(start, end), num_workers=cfg.workers,
+        pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.workers > 0 else None,
+        persistent_workers=False)
+
+    stop = {"flag": False}
+
+    def _handler(signum, frame):  # finish the step, checkpoint, leave
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    log_f = open(run_dir / LOG_NAME, "a")
+    last: dict = json.loads(state["last_json"]) if state is not None else {}
+    step = start
+    t0, n_img = time.perf_counter(), 0
+    try:
+        model.train()
+        for batch in loader:
+            step = batch["step"]
+            set_lr(opt, cfg, step)
+            content = batch["content"].to(device, non_blocking=True).float().div_(255)
+            style = batch["style"].to(device, non_blocking=True).float().div_(255)
+            if device.type == "cuda":
+                content = content.contiguous(memory_format=torch.channels_last)
+                style = style.contiguous(memory_format=torch.channels_last)
+            mode = "adaptive" if batch["adaptive"] else "standard"
+            losses = train_step(model, vgg, opt, content, style, cfg, mode, amp, scaler)
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise CheckpointError(f"training diverged at step {step} (loss {losses['loss']}); "
+                                      "resume from the last checkpoint with a lower --lr or --style-weight")
+            step += 1
+            n_img += cfg.batch_size
+            if step % cfg.log_every == 0 or step == end:
+                dt = time.perf_counter() - t0
+                last = {"step": step, **{k: round(v, 6) for k, v in losses.items()},
+                        "lr": opt.param_groups[0]["lr"], "images_per_s": round(n_img / max(dt, 1e-9), 2),
+                        "mode": mode, "device": device.type, "time": time.time()}
+                log_f.write(json.dumps(last) + "\n")
+                log_f.flush()
+                t0, n_img = time.perf_counter(), 0
+                if on_event:
+                    on_event(TrainEvent(step, cfg.steps, losses["loss"], losses["content"], losses["style"],
+                                        last["images_per_s"]))
+            if cfg.preview_every and step % cfg.preview_every == 0:
+                with torch.no_grad():
+                    model.eval()
+                    out = model(content[:4], model.style_params(vgg(style[:4]), mode))
+                    model.train()
+                _preview(run_dir / "previews" / f"step_{step:07d}.jpg", content, style, out)
+            if step % cfg.checkpoint_every == 0:
+                save_checkpoint(run_dir, model, opt, step, cfg, last)
+            if stop["flag"]:
+                break
+    finally:
+        save_checkpoint(run_dir, model, opt, step, cfg, last)
+        log_f.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+        if on_event:
+            on_event(TrainEvent(step, cfg.steps, last.get("loss", float("nan")), last.get("content", float("nan")),
+                                last.get("style", float("nan")), 0.0, "stopped" if stop["flag"] else "done"))
+    return {**last, "step": step}
+
+
+def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None = None, note: str = "") -> Path:
+    """Turn a run's checkpoint into the shipped format (config.json + model.safetensors + VGG fp16)."""
+    state = load_checkpoint(Path(run_dir))
+    cfg = TrainConfig.from_dict(json.loads(state["config_json"]))
+    model = DinStyleNet(cfg.model)
+    model.load_state_dict(state["model"])
+    last = json.loads(state["last_json"])
+    trained = {"steps": int(state["step"]), "batch_size": cfg.batch_size, "crop": cfg.crop,
+               "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
+               "adaptive_prob": cfg.adaptive_prob, "flat_prob": cfg.flat_prob,
+               "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
+               "device": last.get("device"), "note": note}
+    return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+VGG_PTH = SHARED / "models" / "vgg19_to_relu4_1.pth"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_configure(config):
+    os.environ.setdefault("DINSTYLE_VGG", str(VGG_PTH))
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    from dinstyle.checkpoint import load_vgg
+
+    return load_vgg(VGG_PTH if VGG_PTH.exists() else None)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory, vgg) -> Path:
+    """A small (untrained but marked as a test fixture) model, saved in the shipped format."""
+    from dinstyle.checkpoint import save_weights
+    from dinstyle.config import ModelConfig
+    from dinstyle.model import DinStyleNet
+
+    torch.manual_seed(0)
+    model = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8))
+    d = tmp_path_factory.mktemp("weights")
+    save_weights(model, d, trained={"steps": 0, "note": "test fixture"}, vgg=vgg)
+    return d
+
+
+def make_image(path: Path, size=(40, 30), mode="RGB", seed=0, **save_kw) -> Path:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([xx * 255 // max(w - 1, 1), yy * 255 // max(h - 1, 1), (xx + yy) % 256], -1).astype(np.uint8)
+    base = np.clip(base.astype(int) + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
+    im = Image.fromarray(base, "RGB")
+    if mode != "RGB":
+        im = im.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, **save_kw)
+    return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Factory: images(name, size=(w, h), mode=...) -> path of a synthetic image."""
+    def _make(name: str, size=(40, 30), mode="RGB", seed=0, **kw):
+        return make_image(tmp_path / name, size, mode, seed, **kw)
+    return _make

@@ -1,0 +1,72 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dinstyle.model.din import DynamicInstanceNorm, ParamNet, calc_mean_std, din_affine, din_conv
+
+
+def test_mean_std_matches_var_mean():
+    x = torch.randn(2, 5, 17, 23) * 3 + 1
+    m, s = calc_mean_std(x, 1e-5)
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    assert torch.allclose(m, mean, atol=1e-5)
+    assert torch.allclose(s, (var + 1e-5).sqrt(), atol=1e-4)
+
+
+def test_din_with_unit_weight_zero_bias_is_instance_norm():
+    x = torch.randn(3, 8, 19, 11)
+    out = din_affine(x, torch.ones(3, 8), torch.zeros(3, 8))
+    assert torch.allclose(out, F.instance_norm(x, eps=1e-5), atol=1e-4)
+
+
+def test_din_with_style_stats_is_adain():
+    x, s = torch.randn(2, 6, 16, 16), torch.randn(2, 6, 9, 13) * 2 + 3
+    ms, ss = calc_mean_std(s)
+    out = din_affine(x, ss.flatten(1), ms.flatten(1))
+    mc, sc = calc_mean_std(x)
+    adain = (x - mc) / sc * ss + ms
+    assert torch.allclose(out, adain, atol=1e-4)
+    mo, so = calc_mean_std(out)
+    assert torch.allclose(mo, ms, atol=1e-3) and torch.allclose(so, ss, atol=1e-3)
+
+
+def test_kxk_with_centre_kernel_equals_1x1():
+    x = torch.randn(2, 4, 12, 10)
+    w = torch.randn(2, 4)
+    b = torch.randn(2, 4)
+    k = torch.zeros(2, 4, 3, 3)
+    k[:, :, 1, 1] = w
+    assert torch.allclose(din_conv(x, k, b), din_affine(x, w, b), atol=1e-4)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (7, 5), (33, 64), (128, 96)])
+def test_param_net_accepts_any_style_size(hw):
+    net = ParamNet(16, 8, 4, 1.0)
+    out = net(torch.randn(2, 16, *hw), 1)
+    assert out.shape == (2, 4, 1, 1)
+    assert net(torch.randn(1, 16, *hw), 3).shape == (1, 4, 3, 3)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_din_layer_modes_shapes(k):
+    layer = DynamicInstanceNorm(8, 16, 8, kernel_size=k, adaptive_grid=4)
+    style = torch.randn(2, 16, 9, 7)
+    x = torch.randn(2, 8, 15, 21)
+    for mode in ("standard", "adaptive"):
+        p = layer.predict(style, mode)
+        assert layer(x, p).shape == x.shape
+    with pytest.raises(ValueError):
+        layer.predict(style, "nope")
+
+
+def test_adaptive_mode_is_not_flat_on_constant_input():
+    torch.manual_seed(0)
+    layer = DynamicInstanceNorm(8, 16, 8, adaptive_grid=4)
+    torch.nn.init.normal_(layer.bias_net.conv2.weight, std=0.5)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 20), torch.linspace(0, 1, 20), indexing="ij")
+    style = torch.stack([xx, yy] * 8)[None]  # a style whose statistics vary across the image
+    x = torch.full((1, 8, 24, 24), 0.7)  # a constant-colour region
+    std_standard = layer(x, layer.predict(style, "standard")).std(dim=(2, 3))
+    std_adaptive = layer(x, layer.predict(style, "adaptive")).std(dim=(2, 3))
+    assert std_standard.max() < 1e-5  # standard DIN leaves a flat patch
+    assert std_adaptive.mean() > 1e-2  # spatially-adaptive DIN does not

@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from dinstyle.checkpoint import load_model, save_weights
+from dinstyle.config import ModelConfig
+from dinstyle.errors import CheckpointError
+from dinstyle.model import DinStyleNet
+from dinstyle.model.macs import content_path_macs
+
+TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
+
+
+def _params(model, n=1, mode="standard", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    feats = {t: torch.rand(n, c, 8, 8, generator=g) * 50 for t, c in
+             {"relu2_1": 128, "relu3_1": 256, "relu4_1": 512}.items()}
+    return model.style_params(feats, mode)
+
+
+@pytest.mark.parametrize("cfg", [TINY, ModelConfig(widths=(8, 8, 16), param_hidden=8, unshuffle=1, kernel_size=3)])
+@pytest.mark.parametrize("mode", ["standard", "adaptive"])
+def test_forward_backward_no_nan(cfg, mode):
+    torch.manual_seed(0)
+    m = DinStyleNet(cfg)
+    x = torch.rand(2, 3, 32, 48)
+    y = m(x, _params(m, 2, mode))
+    assert y.shape == x.shape
+    y.mean().backward()
+    grads = [p.grad for p in m.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_strength_zero_and_stats_override():
+    torch.manual_seed(0)
+    m = DinStyleNet(TINY).eval()
+    x = torch.rand(1, 3, 32, 32)
+    p = _params(m)
+    with torch.no_grad():
+        feats = m.encoder(x)
+        plain = m.decoder(feats)
+        assert torch.allclose(m(x, p, strength=0.0), plain, atol=1e-5)
+        own = m.content_stats(x)
+        assert torch.allclose(m(x, p, stats=own), m(x, p), atol=1e-5)
+
+
+def test_content_path_macs_within_budget():
+    macs = content_path_macs(DinStyleNet(), 512, 512)
+    assert macs["total"] <= 7.4e9
+    assert macs["encoder"] > 0 and macs["decoder"] > 0 and macs["din"] > 0
+
+
+def test_weights_round_trip(tmp_path):
+    torch.manual_seed(1)
+    m = DinStyleNet(TINY).eval()
+    save_weights(m, tmp_path, trained={"steps": 1})
+    m2, info = load_model(tmp_path)
+    x = torch.rand(1, 3, 16, 16)
+    p = _params(m)
+    with torch.no_grad():
+        assert torch.equal(m(x, p), m2(x, p))
+    assert info["trained"] == {"steps": 1} and len(info["model_id"]) == 16
+
+
+def test_weights_with_wrong_shapes_are_refused(tmp_path):
+    save_weights(DinStyleNet(TINY), tmp_path)
+    cfg = (tmp_path / "config.json").read_text().replace('"param_hidden": 8', '"param_hidden": 16')
+    (tmp_path / "config.json").write_text(cfg)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(tmp_path)
+
+
+def test_corrupt_weights_are_refused(tmp_path):
+    save_weights(DinStyleNet(TINY), tmp_path)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_model(tmp_path)
+    with pytest.raises(CheckpointError, match="missing"):
+        load_model(tmp_path / "nowhere")
