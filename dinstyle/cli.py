@@ -292,6 +292,43 @@ def export_weights(
         err.print(f"weights written to {dest}")
 
 
+@app.command("eval")
+def eval_cmd(
+    content: Annotated[Path, typer.Option("--content", help="Folder of content photos.")],
+    style: Annotated[Path, typer.Option("--style", help="Folder of style images.")],
+    weights: WeightsOpt = None,
+    size: Annotated[int, typer.Option("--size", help="Long side contents are stylized at.")] = 512,
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    mode: Annotated[str, typer.Option("--mode", help="standard or adaptive.")] = "standard",
+    max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    device: DeviceOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """Stylize every content x style pair; report style loss, content loss, SSIM and seconds per image."""
+    with _errors():
+        from dinstyle.evaluate import evaluate
+
+        st = _stylizer(weights, device, "auto", vgg)
+        st.check_mode(mode)
+        with _progress(1, not json_out) as prog:
+            task = prog.add_task("evaluating", total=None)
+            res = evaluate(st, content, style, size=size, style_size=style_size, mode=mode, max_pairs=max_pairs,
+                           on_pair=lambda i, n: prog.update(task, completed=i, total=n))
+        if json_out:
+            typer.echo(json.dumps({"weights": st.info.get("path"), "model_id": st.model_id, "mode": mode,
+                                   "size": size, "style_size": style_size, **res.to_dict()}, indent=2))
+        else:
+            from rich.table import Table
+
+            t = Table(title=f"dinstyle eval ({res.pairs} pairs, model {st.model_id}, mode {mode})")
+            for col in ("style loss", "content loss", "SSIM", "s / image"):
+                t.add_column(col, justify="right")
+            t.add_row(f"{res.style_loss:.3f}", f"{res.content_loss:.3f}", f"{res.ssim:.3f}",
+                      f"{res.seconds_per_image:.3f}")
+            Console().print(t)
+
+
 def main() -> None:
     try:
         app()
