@@ -72,7 +72,7 @@ def _show_warnings(caught) -> None:
     seen = set()
     for w in caught:
         msg = str(w.message)
-        if msg in seen or issubclass(w.category, (DeprecationWarning, FutureWarning)):
+        if msg in seen or issubclass(w.category, (DeprecationWarning, FutureWarning, ResourceWarning)):
             continue
         seen.add(msg)
         err.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
@@ -146,6 +146,95 @@ def image(
                 err.print(f"{summary.done} written, {summary.skipped} skipped, {summary.failed} failed")
     if summary.failed:
         raise typer.Exit(EXIT_USAGE if summary.done + summary.skipped == 0 else EXIT_FAILED)
+
+
+@app.command()
+def video(
+    paths: Annotated[list[str], typer.Argument(help="Video files or folders.", show_default=False)],
+    style: Annotated[list[str], typer.Option("--style", "-s", help="Style image or pack (repeat to blend: -s a.jpg:0.7 -s b.jpg:0.3).", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default ./stylized), or a file name for one input.")] = None,
+    mode: ModeOpt = None,
+    strength: Annotated[float, typer.Option("--strength", help="Style strength: 0 = none, 1 = full, > 1 exaggerates.")] = DEFAULTS["strength"],
+    preserve_color: Annotated[bool, typer.Option("--preserve-color", help="Keep the content's colours.")] = False,
+    max_size: Annotated[Optional[int], typer.Option("--max-size", help="Downscale frames so the long side is at most this.")] = None,
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    stats: Annotated[str, typer.Option("--stats", help="Instance-norm statistics: sequence (smoothed over time, steadier) or frame.")] = "sequence",
+    crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless .. 51 worst).")] = 18,
+    codec: Annotated[str, typer.Option("--codec", help="ffmpeg video encoder.")] = "libx264",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per forward pass (0 = automatic).")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")] = False,
+    json_out: JsonOpt = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """Stylize videos, keeping frame rate, frame count and audio; frames are streamed."""
+    from dinstyle.io.video import list_videos
+
+    failed = written = 0
+    with _errors():
+        files, problems = list_videos(paths)
+        for p in problems:
+            err.print(f"[red]error:[/red] {p}")
+        failed += len(problems)
+        if not files:
+            raise typer.Exit(EXIT_USAGE)
+        st = _stylizer(weights, device, dtype, vgg)
+        sty = st.load_style(style, mode=mode, style_size=style_size)
+        from dinstyle.video import stylize_video, video_output_path
+
+        dests = [video_output_path(f, sty, out, len(files) > 1) for f in files]
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        for f, dest in zip(files, dests):
+            if dest.exists() and not overwrite:
+                err.print(f"skipped {dest}: exists (use --overwrite)")
+                continue
+            with Progress(TextColumn(f"[bold]{f.name}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[fps]} fps"), TextColumn("eta"), TimeRemainingColumn(),
+                          console=err, disable=json_out) as prog:
+                task = prog.add_task("frames", total=None, fps="-")
+                try:
+                    rec = stylize_video(st, f, sty, dest, strength=strength, preserve_color=preserve_color,
+                                        max_size=max_size, stats=stats, batch_size=batch_size, crf=crf, codec=codec,
+                                        on_progress=lambda p: prog.update(task, completed=p.frames, total=p.total,
+                                                                          fps=f"{p.fps:.1f}"))
+                except DinstyleError as e:
+                    if len(files) == 1:
+                        raise
+                    failed += 1
+                    err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+                    continue
+            written += 1
+            if json_out:
+                typer.echo(json.dumps(rec))
+            else:
+                err.print(f"wrote {rec['output']}: {rec['frames']} frames at {rec['fps']} fps, "
+                          f"{'audio copied' if rec['audio'] else 'no audio'}, {rec['frames_per_second']} frames/s")
+    if failed:
+        raise typer.Exit(EXIT_USAGE if written == 0 else EXIT_FAILED)
+
+
+@app.command("eval-video")
+def eval_video(
+    original: Annotated[Path, typer.Argument(help="The input video.")],
+    stylized: Annotated[Path, typer.Argument(help="Its stylized version.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Temporal stability: warping error (optical flow on the input) and flicker of a stylized video."""
+    with _errors():
+        from dinstyle.io.video import read_video
+        from dinstyle.metrics import warping_error
+
+        _, a = read_video(original)
+        _, b = read_video(stylized)
+        res = warping_error(a, b)
+        if json_out:
+            typer.echo(json.dumps({"input": str(original), "output": str(stylized), **res}))
+        else:
+            typer.echo(f"{stylized}: warping error {res['warping_error']:.3f}, flicker {res['flicker']:+.3f} "
+                       f"(luma change/frame {res['output_luma_change']:.3f}) over {res['pairs']} frame pairs")
 
 
 @app.command()

@@ -208,8 +208,10 @@ class Stylizer:
     # -- content ----------------------------------------------------------------------------
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style, *, strength: float = STYLIZE_DEFAULTS["strength"],
-                preserve_color: bool = False) -> list[np.ndarray]:
-        """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size."""
+                preserve_color: bool = False, stats_hook=None) -> list[np.ndarray]:
+        """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
+
+        ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones used."""
         if not math.isfinite(strength) or strength < 0:
             raise OptionError(f"--strength {strength}: must be a number >= 0")
         h, w = images[0].shape[:2]
@@ -225,7 +227,7 @@ class Stylizer:
         n = x.shape[0]
         params = [{k: v.expand(n, *v.shape[1:]) for k, v in p.items()} for p in style.params]
         with torch.autocast("cuda", dtype=self.dtype, enabled=self.device.type == "cuda" and self.dtype != torch.float32):
-            y = self.model(x, params, strength=strength)
+            y = self.model(x, params, strength=strength, stats_hook=stats_hook)
         y = y[:, :, top:top + h, left:left + w].float().clamp_(0, 1).mul_(255).add_(0.5)
         out = list(y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
         if preserve_color:
@@ -314,6 +316,35 @@ class Stylizer:
                 flush()
         flush()
         return summary
+
+
+class StatsSmoother:
+    """Instance-norm statistics smoothed over time (exponential moving average across frames).
+
+    Per-frame statistics make colours and textures pump from frame to frame; the smoothed ones
+    change only as fast as the scene does. Feed batches in frame order."""
+
+    def __init__(self, momentum: float = 0.9):
+        if not 0.0 <= momentum < 1.0:
+            raise OptionError(f"stats momentum {momentum}: must be in [0, 1)")
+        self.momentum = momentum
+        self.state: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __call__(self, stats: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self.state is None:
+            self.state = [(m[:1], s[:1]) for m, s in stats]
+        out, state = [], []
+        for (m, s), (pm, ps) in zip(stats, self.state):
+            ms, ss = [], []
+            for b in range(m.shape[0]):
+                pm = torch.lerp(m[b:b + 1], pm, self.momentum)
+                ps = torch.lerp(s[b:b + 1], ps, self.momentum)
+                ms.append(pm)
+                ss.append(ps)
+            out.append((torch.cat(ms), torch.cat(ss)))
+            state.append((pm, ps))
+        self.state = state
+        return out
 
 
 def plan_outputs(files: list[Path], style: Style, out: str | Path | None, fmt: str | None) -> dict[Path, Path]:

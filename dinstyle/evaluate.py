@@ -12,31 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from dinstyle.engine import Stylizer
 from dinstyle.io.images import fit_size, read_image, resize_rgb
+from dinstyle.metrics import ssim
 from dinstyle.train.data import list_images
 from dinstyle.train.losses import content_loss, style_loss
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two uint8 RGB images on their luma (Wang et al. 2004 constants)."""
-    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(x):
-        return cv2.GaussianBlur(x, (11, 11), 1.5)
-
-    mu_a, mu_b = blur(ga), blur(gb)
-    va = blur(ga * ga) - mu_a**2
-    vb = blur(gb * gb) - mu_b**2
-    cov = blur(ga * gb) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
-    return float(s.mean())
 
 
 def _t(rgb: np.ndarray, device) -> torch.Tensor:

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from dinstyle.config import ModelConfig, TrainConfig
-from dinstyle.evaluate import score, ssim
+from dinstyle.evaluate import score
+from dinstyle.metrics import ssim
 from dinstyle.model import DinStyleNet
 from dinstyle.train.loop import export_weights, load_checkpoint, make_optimizer, train, train_step
 

@@ -13,12 +13,14 @@ Deviations from the paper, chosen for speed on CPUs and in video (measured in be
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dinstyle.config import VGG_TAP_CHANNELS, VGG_TAP_SCALE, ModelConfig
-from dinstyle.model.din import DynamicInstanceNorm, Stats
+from dinstyle.model.din import DynamicInstanceNorm, Stats, calc_mean_std
 
 Params = list[dict[str, Tensor]]  # one {"weight", "bias"} per DIN layer, full-res first
 
@@ -140,14 +142,18 @@ class DinStyleNet(nn.Module):
 
     # -- content path -----------------------------------------------------------------------
     def forward(self, content: Tensor, params: Params, strength: float = 1.0,
-                stats: list[Stats] | None = None) -> Tensor:
+                stats: list[Stats] | None = None,
+                stats_hook: Callable[[list[Stats]], list[Stats]] | None = None) -> Tensor:
         """content (N, 3, H, W) RGB [0, 1], H and W multiples of ``multiple`` -> stylized (N, 3, H, W).
 
         ``strength`` blends each DIN output with the plain content features (1 = full style,
         0 = none, > 1 extrapolates). ``stats`` overrides the instance-norm statistics per layer
-        (whole-image statistics for tiles, smoothed statistics for video).
+        (whole-image statistics for tiles); ``stats_hook`` maps this batch's own statistics to the
+        ones used (smoothed over time for video).
         """
         feats = self.encoder(content)
+        if stats is None and stats_hook is not None:
+            stats = stats_hook([calc_mean_std(f, self.cfg.eps) for f in feats])
         return self.decoder(self.apply_din(feats, params, strength, stats))
 
     def apply_din(self, feats: list[Tensor], params: Params, strength: float = 1.0,
@@ -160,6 +166,4 @@ class DinStyleNet(nn.Module):
 
     def content_stats(self, content: Tensor) -> list[Stats]:
         """Instance-norm statistics of every DIN input for ``content``."""
-        from dinstyle.model.din import calc_mean_std
-
         return [calc_mean_std(f, self.cfg.eps) for f in self.encoder(content)]

@@ -1,0 +1,74 @@
+"""Image and video quality figures on uint8 RGB arrays (numpy + OpenCV, no torch)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two uint8 RGB images on their luma (Wang et al. 2004 constants, 11x11 Gaussian)."""
+    ga = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    gb = cv2.cvtColor(b, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (11, 11), 1.5)
+
+    mu_a, mu_b = blur(ga), blur(gb)
+    va = blur(ga * ga) - mu_a**2
+    vb = blur(gb * gb) - mu_b**2
+    cov = blur(ga * gb) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+def _flow(a_gray: np.ndarray, b_gray: np.ndarray) -> np.ndarray:
+    """Dense flow that maps pixels of ``a`` to ``b`` (Farneback)."""
+    return cv2.calcOpticalFlowFarneback(a_gray, b_gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+
+def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -> dict[str, float]:
+    """Temporal stability of ``outputs`` given the ``inputs`` they were made from (streamed pairs).
+
+    warping_error: for each consecutive pair, flow is estimated on the *input* frames (t -> t-1),
+    the previous output is warped onto frame t, and the mean absolute difference (0..255 scale) is
+    taken over non-occluded pixels (forward-backward consistency); averaged over the clip.
+    flicker: mean absolute change of the output's mean luma between frames, minus the input's.
+    """
+    errs, flick_out, flick_in = [], [], []
+    prev_in = prev_out = None
+    for fin, fout in zip(inputs, outputs):
+        if fout.shape[:2] != fin.shape[:2]:
+            fout = cv2.resize(fout, (fin.shape[1], fin.shape[0]), interpolation=cv2.INTER_AREA)
+        gin = cv2.cvtColor(fin, cv2.COLOR_RGB2GRAY)
+        lum_out = float(cv2.cvtColor(fout, cv2.COLOR_RGB2GRAY).mean())
+        if prev_in is not None:
+            g_prev = cv2.cvtColor(prev_in, cv2.COLOR_RGB2GRAY)
+            if np.array_equal(gin, g_prev):  # no motion: skip the estimator's sub-pixel noise
+                bwd = fwd = np.zeros((*gin.shape, 2), np.float32)
+            else:
+                bwd = _flow(gin, g_prev)  # t -> t-1
+                fwd = _flow(g_prev, gin)  # t-1 -> t
+            # a pixel is visible in both frames when going t -> t-1 -> t returns to the start
+            back = _warp(fwd, bwd)
+            cons = np.linalg.norm(bwd + back, axis=2)
+            mag = np.linalg.norm(bwd, axis=2) ** 2 + np.linalg.norm(back, axis=2) ** 2
+            mask = cons**2 <= 0.01 * mag + 0.5
+            warped = _warp(prev_out, bwd).astype(np.float32)
+            diff = np.abs(fout.astype(np.float32) - warped).mean(axis=2)
+            errs.append(float(diff[mask].mean()) if mask.any() else 0.0)
+            flick_out.append(abs(lum_out - prev_lum_out))
+            flick_in.append(abs(float(gin.mean()) - float(g_prev.mean())))
+        prev_in, prev_out, prev_lum_out = fin, fout, lum_out
+    n = len(errs)
+    return {"pairs": n, "warping_error": float(np.mean(errs)) if n else 0.0,
+            "flicker": float(np.mean(flick_out) - np.mean(flick_in)) if n else 0.0,
+            "output_luma_change": float(np.mean(flick_out)) if n else 0.0}

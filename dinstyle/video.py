@@ -1,0 +1,171 @@
+"""Video stylization: decode -> batch -> stylize -> encode, streamed with bounded queues.
+
+The reader and the writer run in their own threads (ffmpeg itself runs in two subprocesses), so
+decoding and encoding overlap with the network. Memory is bounded by the queue sizes, not by the
+length of the video. The per-frame work is the same ``Stylizer.stylize`` that images use.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dinstyle.engine import StatsSmoother, Style, Stylizer
+from dinstyle.errors import DinstyleError, InputError, OptionError, OutputError
+from dinstyle.io.video import VIDEO_EXTS, VideoWriter, even_size, pad_even, read_video
+
+STATS_MODES = ("sequence", "frame")
+_END = object()
+
+
+@dataclass
+class VideoProgress:
+    frames: int
+    total: int  # estimate from duration x fps
+    fps: float  # processing speed so far
+
+
+def _prefetch(it: Iterator, maxsize: int, stop: threading.Event) -> Iterator:
+    """Run ``it`` in a thread, handing items over through a bounded queue."""
+    q: queue.Queue = queue.Queue(maxsize)
+
+    def work():
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, daemon=True)
+    t.start()
+    while True:
+        item = q.get()
+        if item is _END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class _Sink:
+    """A bounded queue drained by a thread calling ``fn``; errors surface on ``put``/``close``."""
+
+    def __init__(self, fn: Callable, maxsize: int):
+        self.q: queue.Queue = queue.Queue(maxsize)
+        self.error: BaseException | None = None
+        self.fn = fn
+        self.t = threading.Thread(target=self._work, daemon=True)
+        self.t.start()
+
+    def _work(self):
+        while True:
+            item = self.q.get()
+            if item is _END:
+                return
+            if self.error is None:
+                try:
+                    self.fn(item)
+                except BaseException as e:
+                    self.error = e
+
+    def put(self, item) -> None:
+        if self.error:
+            raise self.error
+        self.q.put(item)
+
+    def close(self) -> None:
+        self.q.put(_END)
+        self.t.join()
+        if self.error:
+            raise self.error
+
+
+def auto_batch_size(st: Stylizer, w: int, h: int) -> int:
+    if st.device.type != "cuda":
+        return 1
+    return max(1, min(32, 33_000_000 // max(1, w * h)))
+
+
+def video_output_path(src: Path, style: Style, out: str | Path | None, many: bool) -> Path:
+    label = "".join(c if c.isalnum() or c in "+-." else "_" for c in style.label)
+    if style.mode != "standard":
+        label += f"_{style.mode}"
+    name = f"{src.stem}_{label}.mp4"
+    if out is None:
+        return Path("stylized") / name
+    out = Path(out)
+    if out.suffix.lower() in VIDEO_EXTS and not out.is_dir():
+        if many:
+            raise OptionError(f"--out {out}: a file name takes one input video; give a folder")
+        return out
+    return out / name
+
+
+def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path, *, strength: float = 1.0,
+                  preserve_color: bool = False, max_size: int | None = None, stats: str = "sequence",
+                  momentum: float = 0.9, batch_size: int = 0, crf: int = 18, codec: str = "libx264",
+                  on_progress: Callable[[VideoProgress], None] | None = None) -> dict:
+    """Stylize one video into ``dest`` (written atomically) and return a summary record."""
+    src, dest = Path(src), Path(dest)
+    if stats not in STATS_MODES:
+        raise OptionError(f"--stats {stats}: use {' or '.join(STATS_MODES)}")
+    if batch_size < 0:
+        raise OptionError(f"--batch-size {batch_size}: must be >= 1 (or 0 for automatic)")
+    if max_size is not None and max_size < 16:
+        raise OptionError(f"--max-size {max_size}: must be at least 16")
+    if dest.resolve() == src.resolve():
+        raise OutputError(f"{dest}: output would overwrite the input; choose another --out")
+    info, frames = read_video(src, max_size)
+    w, h = info.size
+    bs = batch_size or auto_batch_size(st, w, h)
+    smoother = StatsSmoother(momentum) if stats == "sequence" else None
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    done = 0
+    total = info.frames_estimate
+    try:
+        with VideoWriter(dest, even_size(w, h), info.fps, audio_from=src if info.audio_codec else None,
+                         audio_codec=info.audio_codec, codec=codec, crf=crf) as writer:
+            sink = _Sink(lambda fr: writer.write(pad_even(fr)), maxsize=2 * bs + 2)
+            try:
+                batch = []
+                for frame in _prefetch(frames, 2 * bs + 2, stop):
+                    batch.append(frame)
+                    if len(batch) < bs:
+                        continue
+                    for o in st.stylize(batch, style, strength=strength, preserve_color=preserve_color,
+                                        stats_hook=smoother):
+                        sink.put(o)
+                    done += len(batch)
+                    batch = []
+                    if on_progress:
+                        on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
+                if batch:
+                    for o in st.stylize(batch, style, strength=strength, preserve_color=preserve_color,
+                                        stats_hook=smoother):
+                        sink.put(o)
+                    done += len(batch)
+            finally:
+                stop.set()
+                sink.close()
+    except DinstyleError as e:
+        if done == 0 and isinstance(e, InputError) and "no frames" in str(e):
+            raise InputError(f"{src}: the video has no frames") from None
+        raise
+    secs = time.perf_counter() - t0
+    if on_progress:
+        on_progress(VideoProgress(done, done, done / max(secs, 1e-9)))
+    return {"input": str(src), "output": str(dest), "style": style.label, "mode": style.mode, "stats": stats,
+            "frames": done, "fps": str(info.fps), "size": list(even_size(w, h)),
+            "audio": bool(info.audio_codec), "seconds": round(secs, 3), "frames_per_second": round(done / max(secs, 1e-9), 2)}
