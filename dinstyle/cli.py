@@ -105,6 +105,7 @@ def image(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Same-size images per forward pass.")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (default: skip them).")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for huge images (0 = never; default: automatic above 4K on CPU). Tiles share whole-image statistics, so no seams.")] = None,
     json_out: JsonOpt = False,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -137,7 +138,7 @@ def image(
 
             summary = st.run_images(paths, sty, out=out, strength=strength, preserve_color=preserve_color,
                                     max_size=max_size, fmt=fmt, batch_size=batch_size, overwrite=overwrite,
-                                    recursive=recursive, on_event=on_event)
+                                    recursive=recursive, tile=tile, on_event=on_event)
         if not json_out:
             done = [e for e in summary.events if e.status == "done"]
             if len(done) == 1 and summary.failed == 0:

@@ -31,6 +31,9 @@ Params = list[dict[str, torch.Tensor]]
 DEFAULT_STYLE_SIZE = STYLIZE_DEFAULTS["style_size"]  # the scale the model was trained at (256-px paintings)
 MIN_STYLE_SIDE = 16
 PAD_MARGIN = 8  # replicate-padded border so the network's zero padding never touches the image
+TILE_CONTEXT = 96  # context around each tile: covers the network's receptive field, so tiles agree
+AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
+AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
 
 
 class UntrainedWeightsWarning(UserWarning):
@@ -206,33 +209,106 @@ class Stylizer:
         return Style(params=params, label=label, mode=mode or "standard", sources=[str(s.path) for s in sources])
 
     # -- content ----------------------------------------------------------------------------
+    def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """Padded size (multiple of the network's stride, with a margin) and the image's offset in it."""
+        m = self.model.multiple
+        ph, pw = -(-(h + 2 * PAD_MARGIN) // m) * m, -(-(w + 2 * PAD_MARGIN) // m) * m
+        return ph, pw, (ph - h) // 2, (pw - w) // 2
+
+    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.dtype,
+                              enabled=self.device.type == "cuda" and self.dtype != torch.float32)
+
+    def tile_size_for(self, h: int, w: int, tile: int | None) -> int:
+        """0 = no tiling; ``tile`` None picks automatically from the image size and device."""
+        if tile is None:
+            kind = "cuda" if self.device.type == "cuda" else "cpu"
+            return AUTO_TILE_SIZE[kind] if h * w > AUTO_TILE_PIXELS[kind] else 0
+        if tile < 0:
+            raise OptionError(f"--tile {tile}: must be >= 0 (0 disables tiling)")
+        m = self.model.multiple
+        return 0 if tile == 0 else max(m, tile // m * m)
+
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style, *, strength: float = STYLIZE_DEFAULTS["strength"],
-                preserve_color: bool = False, stats_hook=None) -> list[np.ndarray]:
+                preserve_color: bool = False, stats_hook=None, tile: int | None = None) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
 
-        ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones used."""
+        ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones
+        used. Large images are processed in tiles (``tile``: None = automatic, 0 = never) whose
+        instance-norm statistics are accumulated over the whole image first, so tiles match."""
         if not math.isfinite(strength) or strength < 0:
             raise OptionError(f"--strength {strength}: must be a number >= 0")
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
-        x = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
-        m = self.model.multiple
-        ph, pw = -(-(h + 2 * PAD_MARGIN) // m) * m, -(-(w + 2 * PAD_MARGIN) // m) * m
-        top, left = (ph - h) // 2, (pw - w) // 2
-        x = F.pad(x, (left, pw - w - left, top, ph - h - top), mode="replicate")
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        n = x.shape[0]
-        params = [{k: v.expand(n, *v.shape[1:]) for k, v in p.items()} for p in style.params]
-        with torch.autocast("cuda", dtype=self.dtype, enabled=self.device.type == "cuda" and self.dtype != torch.float32):
-            y = self.model(x, params, strength=strength, stats_hook=stats_hook)
-        y = y[:, :, top:top + h, left:left + w].float().clamp_(0, 1).mul_(255).add_(0.5)
-        out = list(y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+        tile_size = self.tile_size_for(h, w, tile)
+        if tile_size:
+            out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
+        else:
+            ph, pw, top, left = self._geometry(h, w)
+            x = F.pad(self._to_tensor(np.stack(images)), (left, pw - w - left, top, ph - h - top), mode="replicate")
+            n = x.shape[0]
+            params = [{k: v.expand(n, *v.shape[1:]) for k, v in p.items()} for p in style.params]
+            with self._autocast():
+                y = self.model(x, params, strength=strength, stats_hook=stats_hook)
+            out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
         if preserve_color:
             out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
         return out
+
+    @staticmethod
+    def _to_uint8(y: torch.Tensor) -> np.ndarray:
+        y = y.float().clamp_(0, 1).mul_(255).add_(0.5)
+        return y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _tiles(self, ph: int, pw: int, tile: int):
+        """Cores (y0, y1, x0, x1) covering the padded image, and their context windows."""
+        c = TILE_CONTEXT
+        for y0 in range(0, ph, tile):
+            for x0 in range(0, pw, tile):
+                y1, x1 = min(ph, y0 + tile), min(pw, x0 + tile)
+                yield (y0, y1, x0, x1), (max(0, y0 - c), min(ph, y1 + c), max(0, x0 - c), min(pw, x1 + c))
+
+    def _stylize_tiled(self, rgb: np.ndarray, style: Style, strength: float, tile: int) -> np.ndarray:
+        """One large image in tiles, with whole-image instance-norm statistics.
+
+        Pass 1 runs the encoder per tile and accumulates each DIN input's sum and sum of squares
+        over the tile cores (exactly the positions the untiled run would see); pass 2 runs the
+        whole network per tile with those statistics and keeps each core."""
+        h, w = rgb.shape[:2]
+        ph, pw, top, left = self._geometry(h, w)
+        padded = np.pad(rgb, ((top, ph - h - top), (left, pw - w - left), (0, 0)), mode="edge")
+        strides = [self.model.cfg.unshuffle * 2**i for i in range(3)]
+        sums = [torch.zeros(1, c, 1, 1, dtype=torch.float64, device=self.device) for c in self.model.cfg.widths]
+        sqs = [torch.zeros_like(t) for t in sums]
+        counts = [0, 0, 0]
+        tiles = list(self._tiles(ph, pw, tile))
+        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tiles:
+            with self._autocast():
+                feats = self.model.encoder(self._to_tensor(padded[None, cy0:cy1, cx0:cx1]))
+            for i, (f, s) in enumerate(zip(feats, strides)):
+                core = f[:, :, (y0 - cy0) // s:(y1 - cy0) // s, (x0 - cx0) // s:(x1 - cx0) // s].double()
+                sums[i] += core.sum((2, 3), keepdim=True)
+                sqs[i] += core.square().sum((2, 3), keepdim=True)
+                counts[i] += core.shape[2] * core.shape[3]
+        eps = self.model.cfg.eps
+        stats = []
+        for sm, sq, n in zip(sums, sqs, counts):
+            mean = sm / n
+            var = (sq / n - mean.square()).clamp_min(0)
+            stats.append((mean.float(), (var + eps).sqrt().float()))
+        out = np.empty((ph, pw, 3), np.uint8)
+        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tiles:
+            with self._autocast():
+                y = self.model(self._to_tensor(padded[None, cy0:cy1, cx0:cx1]), style.params, strength=strength,
+                               stats=stats)
+            out[y0:y1, x0:x1] = self._to_uint8(y[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0])[0]
+        return np.ascontiguousarray(out[top:top + h, left:left + w])
 
     def stylize_file(self, path: str | Path, style: Style, **kw) -> np.ndarray:
         img = read_image(path)
@@ -241,7 +317,7 @@ class Stylizer:
     # -- many files -------------------------------------------------------------------------
     def run_images(self, inputs: list[str], style: Style, *, out: str | Path | None = None, strength: float = 1.0,
                    preserve_color: bool = False, max_size: int | None = None, fmt: str | None = None,
-                   batch_size: int = 1, overwrite: bool = False, recursive: bool = False,
+                   batch_size: int = 1, overwrite: bool = False, recursive: bool = False, tile: int | None = None,
                    on_event: Callable[[ImageEvent], None] | None = None) -> BatchSummary:
         """Stylize files, folders and globs; one bad file is reported and skipped."""
         if batch_size < 1:
@@ -273,7 +349,8 @@ class Stylizer:
                 return
             t0 = time.perf_counter()
             try:
-                outs = self.stylize([p[3].rgb for p in pending], style, strength=strength, preserve_color=preserve_color)
+                outs = self.stylize([p[3].rgb for p in pending], style, strength=strength, preserve_color=preserve_color,
+                                    tile=tile)
             except torch.OutOfMemoryError:
                 raise DinstyleError("out of memory; try a smaller --batch-size or --max-size") from None
             per = (time.perf_counter() - t0) / len(pending)

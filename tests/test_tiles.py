@@ -1,0 +1,62 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dinstyle.engine import Stylizer
+
+
+@pytest.fixture(scope="module")
+def st(tiny_weights):
+    return Stylizer(weights=tiny_weights, device="cpu")
+
+
+def _photo(w, h, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.stack([xx * 255 // w, yy * 255 // h, ((xx // 16 + yy // 16) % 2) * 200], -1)
+    return np.clip(img + rng.integers(-25, 25, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size,tile", [((300, 220), 64), ((257, 131), 96)])
+def test_tiled_matches_untiled(st, images, size, tile):
+    style = st.load_style([images("s.png", (48, 48), seed=3)], style_size=48)
+    img = _photo(*size)
+    whole = st.stylize([img], style, tile=0)[0].astype(int)
+    tiled = st.stylize([img], style, tile=tile)[0].astype(int)
+    diff = np.abs(whole - tiled)
+    assert tiled.shape == whole.shape
+    assert diff.mean() < 0.05 and diff.max() <= 2
+
+
+def test_tile_option_validation(st):
+    from dinstyle.errors import OptionError
+
+    with pytest.raises(OptionError):
+        st.tile_size_for(10, 10, -1)
+    assert st.tile_size_for(100, 100, None) == 0
+    assert st.tile_size_for(5000, 5000, None) > 0
+
+
+def test_large_image_peak_memory_is_bounded(tmp_path, tiny_weights, images):
+    """A 24 MP image stylized in tiles stays far below what an untiled pass would need."""
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.tile(_photo(600, 400), (10, 10, 1))).save(big, compress_level=1)  # 6000 x 4000
+    style = images("s.png", (48, 48), seed=3)
+    code = (
+        "import json, resource, sys; from typer.testing import CliRunner; from dinstyle.cli import app; "
+        f"r = CliRunner().invoke(app, ['image', {str(big)!r}, '-s', {str(style)!r}, '-w', {str(tiny_weights)!r}, "
+        f"'-o', {str(tmp_path / 'o.jpg')!r}, '--json']); "
+        "print(json.dumps({'code': r.exit_code, 'out': r.stdout, 'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(os.path.dirname(os.path.dirname(__file__)))})
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["code"] == 0, p.stderr
+    assert json.loads(res["out"])["size"] == [6000, 4000]
+    assert res["rss_mb"] < 3000
