@@ -99,6 +99,7 @@ def image(
     mode: ModeOpt = None,
     strength: Annotated[float, typer.Option("--strength", help="Style strength: 0 = none, 1 = full, > 1 exaggerates.")] = DEFAULTS["strength"],
     preserve_color: Annotated[bool, typer.Option("--preserve-color", help="Keep the content's colours (style luminance only).")] = False,
+    color_match: Annotated[bool, typer.Option("--color-match", help="Recolour the style to each photo's colour statistics before encoding it (keeps colours, keeps the style's contrast).")] = False,
     max_size: Annotated[Optional[int], typer.Option("--max-size", help="Downscale inputs so the long side is at most this.")] = None,
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
     fmt: Annotated[Optional[str], typer.Option("--format", help="Output format (jpg, png, webp, ...); default: the input's.")] = None,
@@ -106,6 +107,8 @@ def image(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist (default: skip them).")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for huge images (0 = never; default: automatic above 4K on CPU). Tiles share whole-image statistics, so no seams.")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", help="Region mask: its grey levels, split evenly, pick the --style values in order (dark = first); --style none keeps the content.")] = None,
+    feather: Annotated[float, typer.Option("--feather", help="Soft edge between mask regions, in pixels.")] = 4.0,
     json_out: JsonOpt = False,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -115,7 +118,10 @@ def image(
     """Stylize images (files, folders, globs) with a style image or pack."""
     with _errors():
         st = _stylizer(weights, device, dtype, vgg)
-        sty = st.load_style(style, mode=mode, style_size=style_size)
+        if mask is not None:
+            sty = st.load_regions(style, mask, feather=feather, mode=mode, style_size=style_size)
+        else:
+            sty = st.load_style(style, mode=mode, style_size=style_size)
         from dinstyle.engine import expand_inputs
 
         n = len(expand_inputs(paths, recursive)[0])
@@ -138,7 +144,7 @@ def image(
 
             summary = st.run_images(paths, sty, out=out, strength=strength, preserve_color=preserve_color,
                                     max_size=max_size, fmt=fmt, batch_size=batch_size, overwrite=overwrite,
-                                    recursive=recursive, tile=tile, on_event=on_event)
+                                    recursive=recursive, tile=tile, color_match=color_match, on_event=on_event)
         if not json_out:
             done = [e for e in summary.events if e.status == "done"]
             if len(done) == 1 and summary.failed == 0:
@@ -163,6 +169,8 @@ def video(
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless .. 51 worst).")] = 18,
     codec: Annotated[str, typer.Option("--codec", help="ffmpeg video encoder.")] = "libx264",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per forward pass (0 = automatic).")] = 0,
+    mask: Annotated[Optional[Path], typer.Option("--mask", help="Static region mask (as for images): grey levels pick the --style values in order.")] = None,
+    feather: Annotated[float, typer.Option("--feather", help="Soft edge between mask regions, in pixels.")] = 4.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")] = False,
     json_out: JsonOpt = False,
     weights: WeightsOpt = None,
@@ -182,7 +190,10 @@ def video(
         if not files:
             raise typer.Exit(EXIT_USAGE)
         st = _stylizer(weights, device, dtype, vgg)
-        sty = st.load_style(style, mode=mode, style_size=style_size)
+        if mask is not None:
+            sty = st.load_regions(style, mask, feather=feather, mode=mode, style_size=style_size)
+        else:
+            sty = st.load_style(style, mode=mode, style_size=style_size)
         from dinstyle.video import stylize_video, video_output_path
 
         dests = [video_output_path(f, sty, out, len(files) > 1) for f in files]
@@ -236,6 +247,43 @@ def eval_video(
         else:
             typer.echo(f"{stylized}: warping error {res['warping_error']:.3f}, flicker {res['flicker']:+.3f} "
                        f"(luma change/frame {res['output_luma_change']:.3f}) over {res['pairs']} frame pairs")
+
+
+@app.command()
+def sheet(
+    photo: Annotated[Path, typer.Argument(help="The photo to show in every style.")],
+    style: Annotated[list[str], typer.Option("--style", "-s", help="Style images, packs or folders of them.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sheet image to write.")] = Path("sheet.jpg"),
+    strip: Annotated[int, typer.Option("--strip", help="Instead of a sheet: an interpolation strip of N steps (one style: strength 0 -> 1; two styles: A -> B).")] = 0,
+    cell: Annotated[int, typer.Option("--cell", help="Long side of each cell in pixels.")] = 256,
+    cols: Annotated[Optional[int], typer.Option("--cols", help="Columns (default: about square; a strip is one row).")] = None,
+    max_size: Annotated[int, typer.Option("--max-size", help="Long side the photo is stylized at.")] = 512,
+    mode: ModeOpt = None,
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """A labelled grid of one photo in many styles (how to choose a style), or an interpolation strip."""
+    with _errors():
+        from dinstyle.io.images import write_image
+        from dinstyle.io.sheets import compose_grid
+        from dinstyle.sheets import make_sheet, make_strip
+
+        if cell < 16:
+            from dinstyle.errors import OptionError
+
+            raise OptionError(f"--cell {cell}: must be at least 16")
+        st = _stylizer(weights, device, "auto", vgg)
+        if strip:
+            frames = make_strip(st, photo, style, steps=strip, cell=cell, max_size=max_size, style_size=style_size,
+                                mode=mode)
+            grid = compose_grid(frames, cols=cols or len(frames), cell=cell)
+        else:
+            grid = make_sheet(st, photo, style, cell=cell, cols=cols, max_size=max_size, style_size=style_size,
+                              mode=mode)
+        write_image(out, grid)
+        err.print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
 
 
 @app.command()

@@ -67,6 +67,19 @@ class Style:
     label: str
     mode: str
     sources: list[str] = field(default_factory=list)
+    # (style image, weight, style_size) of image-sourced styles, kept for --color-match
+    images: list[tuple[np.ndarray, float, int]] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class RegionStyle:
+    """Several styles placed by a mask (grey levels split evenly: dark -> first style)."""
+
+    styles: list[Style | None]  # None keeps the content in that region
+    mask: np.ndarray  # (H, W) uint8 grey levels
+    feather: float
+    label: str
+    mode: str
 
 
 @dataclass
@@ -178,7 +191,7 @@ class Stylizer:
             self.check_mode(mode)
         if style_size is not None and style_size < MIN_STYLE_SIDE:
             raise OptionError(f"--style-size must be at least {MIN_STYLE_SIDE}")
-        items, labels = [], []
+        items, labels, raw = [], [], []
         for src in sources:
             if not src.path.exists():
                 raise InputError(f"{src.path}: style not found")
@@ -199,6 +212,7 @@ class Stylizer:
                 except InputError as e:
                     raise InputError(f"{src.path}: {e}") from None
                 labels.append(src.path.stem)
+                raw.append((img.rgb, src.weight, style_size))
             items.append((params, src.weight))
         params = items[0][0] if len(items) == 1 else blend_params(items)
         if len(sources) > 1 and len(set(s.weight for s in sources)) > 1:
@@ -206,7 +220,38 @@ class Stylizer:
                              for lab, s in zip(labels, sources))
         else:
             label = "+".join(labels)
-        return Style(params=params, label=label, mode=mode or "standard", sources=[str(s.path) for s in sources])
+        return Style(params=params, label=label, mode=mode or "standard", sources=[str(s.path) for s in sources],
+                     images=raw if len(raw) == len(sources) else [])
+
+    def color_matched(self, style: Style, content: np.ndarray) -> Style:
+        """The style re-encoded from its image(s) recoloured to the content's colour statistics."""
+        from dinstyle.color import match_colors
+
+        if not style.images:
+            raise OptionError("--color-match needs style images (a style pack has no pixels to recolour)")
+        items = [(self.encode_style(match_colors(rgb, content), style.mode, size), w) for rgb, w, size in style.images]
+        params = items[0][0] if len(items) == 1 else blend_params(items)
+        return Style(params=params, label=style.label, mode=style.mode, sources=style.sources)
+
+    def load_regions(self, specs: list[str], mask: str | Path, *, feather: float = 4.0, mode: str | None = None,
+                     style_size: int = DEFAULT_STYLE_SIZE) -> RegionStyle:
+        """``--mask M --style A --style B`` (or ``--style none``): one style per mask region."""
+        from dinstyle.masks import region_weights
+
+        if len(specs) < 2:
+            raise OptionError("--mask needs at least two --style values (one per region; 'none' keeps the content)")
+        styles = [None if str(s).lower() == "none" else self.load_style([s], mode=mode, style_size=style_size)
+                  for s in specs]
+        if all(s is None for s in styles):
+            raise OptionError("--mask: at least one region needs a style")
+        modes = {s.mode for s in styles if s is not None}
+        if len(modes) > 1:
+            raise OptionError("--mask: all styles must use the same --mode")
+        grey = read_image(mask).rgb
+        grey = (grey.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5).astype(np.uint8)
+        region_weights(grey, len(styles), (grey.shape[1], grey.shape[0]), feather)  # validates the options
+        label = "+".join("none" if s is None else s.label for s in styles) + "_masked"
+        return RegionStyle(styles=styles, mask=grey, feather=feather, label=label, mode=modes.pop())
 
     # -- content ----------------------------------------------------------------------------
     def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
@@ -235,7 +280,8 @@ class Stylizer:
 
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style, *, strength: float = STYLIZE_DEFAULTS["strength"],
-                preserve_color: bool = False, stats_hook=None, tile: int | None = None) -> list[np.ndarray]:
+                preserve_color: bool = False, stats_hook=None, tile: int | None = None,
+                color_match: bool = False) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
 
         ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones
@@ -246,8 +292,11 @@ class Stylizer:
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
-        tile_size = self.tile_size_for(h, w, tile)
-        if tile_size:
+        if color_match and not isinstance(style, RegionStyle):
+            out = [self.stylize([im], self.color_matched(style, im), strength=strength, tile=tile)[0] for im in images]
+        elif isinstance(style, RegionStyle):
+            out = self._stylize_regions(images, style, strength, stats_hook)
+        elif (tile_size := self.tile_size_for(h, w, tile)):
             out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
         else:
             ph, pw, top, left = self._geometry(h, w)
@@ -260,6 +309,23 @@ class Stylizer:
         if preserve_color:
             out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
         return out
+
+    def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook) -> list[np.ndarray]:
+        from dinstyle.masks import region_weights
+
+        h, w = images[0].shape[:2]
+        ph, pw, top, left = self._geometry(h, w)
+        pad = (left, pw - w - left, top, ph - h - top)
+        weights = torch.from_numpy(region_weights(style.mask, len(style.styles), (w, h), style.feather,
+                                                  source="mask")).to(self.device)
+        weights = F.pad(weights[None], pad, mode="replicate").expand(len(images), -1, -1, -1)
+        x = F.pad(self._to_tensor(np.stack(images)), pad, mode="replicate")
+        n = x.shape[0]
+        region_params = [None if s is None else [{k: v.expand(n, *v.shape[1:]) for k, v in p.items()} for p in s.params]
+                         for s in style.styles]
+        with self._autocast():
+            y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook)
+        return list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
 
     @staticmethod
     def _to_uint8(y: torch.Tensor) -> np.ndarray:
@@ -318,6 +384,7 @@ class Stylizer:
     def run_images(self, inputs: list[str], style: Style, *, out: str | Path | None = None, strength: float = 1.0,
                    preserve_color: bool = False, max_size: int | None = None, fmt: str | None = None,
                    batch_size: int = 1, overwrite: bool = False, recursive: bool = False, tile: int | None = None,
+                   color_match: bool = False,
                    on_event: Callable[[ImageEvent], None] | None = None) -> BatchSummary:
         """Stylize files, folders and globs; one bad file is reported and skipped."""
         if batch_size < 1:
@@ -350,7 +417,7 @@ class Stylizer:
             t0 = time.perf_counter()
             try:
                 outs = self.stylize([p[3].rgb for p in pending], style, strength=strength, preserve_color=preserve_color,
-                                    tile=tile)
+                                    tile=tile, color_match=color_match)
             except torch.OutOfMemoryError:
                 raise DinstyleError("out of memory; try a smaller --batch-size or --max-size") from None
             per = (time.perf_counter() - t0) / len(pending)

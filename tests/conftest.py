@@ -35,6 +35,9 @@ def tiny_weights(tmp_path_factory, vgg) -> Path:
 
     torch.manual_seed(0)
     model = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8))
+    for din in model.dins:  # make the weight/bias nets respond to the style, as trained ones do
+        for net in (din.weight_net, din.bias_net):
+            torch.nn.init.normal_(net.conv2.weight, std=0.3)
     d = tmp_path_factory.mktemp("weights")
     save_weights(model, d, trained={"steps": 0, "note": "test fixture"}, vgg=vgg)
     return d

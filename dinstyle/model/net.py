@@ -164,6 +164,28 @@ class DinStyleNet(nn.Module):
             out.append(d if strength == 1.0 else torch.lerp(f, d, strength))
         return out
 
+    def forward_regions(self, content: Tensor, region_params: list[Params | None], weights: Tensor,
+                        strength: float = 1.0, stats_hook: Callable[[list[Stats]], list[Stats]] | None = None) -> Tensor:
+        """Several styles in one image, blended inside the network.
+
+        ``weights`` (N, K, H, W) are soft region masks summing to 1 over K; region k uses
+        ``region_params[k]`` (None keeps the content). At every DIN layer the K DIN outputs are
+        mixed by the mask resized to that layer's resolution, so edges blend in feature space.
+        """
+        feats = self.encoder(content)
+        stats = stats_hook([calc_mean_std(f, self.cfg.eps) for f in feats]) if stats_hook else None
+        mixed = []
+        for i, (din, f) in enumerate(zip(self.dins, feats)):
+            m = F.interpolate(weights.to(f.dtype), size=f.shape[-2:], mode="bilinear", align_corners=False)
+            acc = torch.zeros_like(f)
+            for k, p in enumerate(region_params):
+                d = f if p is None else din(f, p[i], None if stats is None else stats[i])
+                if p is not None and strength != 1.0:
+                    d = torch.lerp(f, d, strength)
+                acc = torch.addcmul(acc, m[:, k:k + 1], d)
+            mixed.append(acc)
+        return self.decoder(mixed)
+
     def content_stats(self, content: Tensor) -> list[Stats]:
         """Instance-norm statistics of every DIN input for ``content``."""
         return [calc_mean_std(f, self.cfg.eps) for f in self.encoder(content)]

@@ -1,0 +1,76 @@
+"""Style sheets (one photo in many styles) and interpolation strips, made with the engine."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dinstyle.engine import Style, Stylizer
+from dinstyle.errors import InputError, OptionError
+from dinstyle.io.images import IMAGE_EXTS, fit_size, read_image, resize_rgb
+from dinstyle.io.sheets import compose_grid
+from dinstyle.packs import PACK_EXT, blend_params
+
+
+def collect_styles(items: list[str]) -> list[Path]:
+    """Style images and packs from files and folders, in order."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
+                          and (f.suffix.lower() in IMAGE_EXTS or f.suffix.lower() == PACK_EXT))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: style not found")
+    if not out:
+        raise InputError("no style images or packs found")
+    return out
+
+
+def _photo(st: Stylizer, photo: str | Path, max_size: int) -> np.ndarray:
+    rgb = read_image(photo).rgb
+    return resize_rgb(rgb, fit_size(rgb.shape[1], rgb.shape[0], max_size))
+
+
+def make_sheet(st: Stylizer, photo: str | Path, styles: list[str], *, cell: int = 256, cols: int | None = None,
+               max_size: int = 512, style_size: int = 256, mode: str | None = None, strength: float = 1.0,
+               on_style=None) -> np.ndarray:
+    """The photo, then the photo in every style, as a labelled grid."""
+    rgb = _photo(st, photo, max_size)
+    cells = [(rgb, "original")]
+    for path in collect_styles(styles):
+        sty = st.load_style([path], mode=mode, style_size=style_size)
+        cells.append((st.stylize([rgb], sty, strength=strength)[0], sty.label))
+        if on_style:
+            on_style(path)
+    return compose_grid(cells, cols=cols, cell=cell)
+
+
+def interpolate(a: Style, b: Style, t: float) -> Style:
+    """DIN-parameter interpolation: t = 0 is ``a``, t = 1 is ``b``."""
+    if a.mode != b.mode:
+        raise OptionError("both styles of a strip must use the same --mode")
+    if t <= 0.0:
+        params = a.params
+    elif t >= 1.0:
+        params = b.params
+    else:
+        params = blend_params([(a.params, 1.0 - t), (b.params, t)])
+    return Style(params=params, label=f"{a.label}->{b.label} {t:.2f}", mode=a.mode, sources=a.sources + b.sources)
+
+
+def make_strip(st: Stylizer, photo: str | Path, styles: list[str], *, steps: int = 5, cell: int = 256,
+               max_size: int = 512, style_size: int = 256, mode: str | None = None) -> list[tuple[np.ndarray, str]]:
+    """One style: strength 0 -> 1 in ``steps``; two styles: style A -> style B. Returns labelled frames."""
+    if steps < 2:
+        raise OptionError(f"--steps {steps}: must be at least 2")
+    if not 1 <= len(styles) <= 2:
+        raise OptionError("a strip takes one style (content -> style) or two (style A -> style B)")
+    rgb = _photo(st, photo, max_size)
+    ts = [i / (steps - 1) for i in range(steps)]
+    loaded = [st.load_style([s], mode=mode, style_size=style_size) for s in styles]
+    if len(loaded) == 1:
+        return [(st.stylize([rgb], loaded[0], strength=t)[0], f"strength {t:.2f}") for t in ts]
+    return [(st.stylize([rgb], interpolate(loaded[0], loaded[1], t))[0], f"{t:.2f}") for t in ts]
