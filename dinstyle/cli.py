@@ -370,7 +370,7 @@ def train(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
     crop: Annotated[int, typer.Option("--crop", help="Random crop size.")] = 256,
     lr: Annotated[float, typer.Option("--lr", help="Adam lr of encoder/decoder (weight/bias nets get 10x).")] = 1e-4,
-    style_weight: Annotated[float, typer.Option("--style-weight")] = 5.0,
+    style_weight: Annotated[float, typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = 2.0,
     content_weight: Annotated[float, typer.Option("--content-weight")] = 1.0,
     adaptive_prob: Annotated[float, typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode.")] = 0.15,
     flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour images mixed into the content stream.")] = None,
@@ -413,6 +413,59 @@ def train(
 
             last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event)
         err.print(f"checkpoint at step {last['step']} in {run_dir}")
+
+
+@app.command()
+def bench(
+    sizes: Annotated[str, typer.Option("--sizes", help="Comma-separated: 512x512, 1080p, 4K.")] = "512x512,1080p,4K",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 1,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per size (median reported).")] = 5,
+    onnx: Annotated[bool, typer.Option("--onnx", help="Also time the exported graph in onnxruntime (CPU).")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results: .json or .md.")] = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+) -> None:
+    """Parameters, MACs (style and content path at 512²) and median latency per size, with peak memory."""
+    with _errors():
+        from dinstyle.bench import run_bench, to_markdown
+        from dinstyle.errors import OptionError
+        from dinstyle.io.files import atomic_write_bytes
+
+        if batch_size < 1 or repeats < 1:
+            raise OptionError("--batch-size and --repeats must be at least 1")
+        st = _stylizer(weights, device, dtype)
+        res = run_bench(st, [s.strip() for s in sizes.split(",") if s.strip()], batch=batch_size, repeats=repeats,
+                        onnx=onnx)
+        md = to_markdown(res)
+        typer.echo(md)
+        if out is not None:
+            data = json.dumps(res, indent=2) if out.suffix.lower() == ".json" else md
+            atomic_write_bytes(out, data.encode())
+
+
+export_app = typer.Typer(help="Export the model to other runtimes.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="ONNX file to write.")] = Path("dinstyle.onnx"),
+    style: Annotated[Optional[Path], typer.Option("--style", "-s", help="Bake this style (image or pack) into the graph; without it the DIN parameters are graph inputs.")] = None,
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    opset: Annotated[int, typer.Option("--opset")] = 18,
+    weights: WeightsOpt = None,
+    vgg: VggOpt = None,
+) -> None:
+    """Export the content path to ONNX (dynamic height/width) and check it in onnxruntime."""
+    with _errors():
+        from dinstyle.export import export_onnx
+
+        st = _stylizer(weights, "cpu", "fp32", vgg)
+        sty = st.load_style([style], mode="standard", style_size=style_size) if style else None
+        res = export_onnx(st, out, sty, opset=opset)
+        err.print(f"wrote {res['output']} ({res['bytes'] / 1e6:.1f} MB); onnxruntime matches PyTorch to "
+                  f"{res['parity_max_abs_error']:.1e}")
 
 
 @app.command("export-weights")

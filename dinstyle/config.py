@@ -63,7 +63,7 @@ class TrainConfig:
     param_lr_mult: float = 10.0
     lr_decay: float = 5e-5  # lr / (1 + decay * step), as AdaIN/MicroAST
     content_weight: float = 1.0
-    style_weight: float = 5.0
+    style_weight: float = 2.0
     adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
     flat_dir: str | None = None  # optional flat-colour images mixed into the content stream
     flat_prob: float = 0.0

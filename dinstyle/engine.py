@@ -254,6 +254,26 @@ class Stylizer:
         return RegionStyle(styles=styles, mask=grey, feather=feather, label=label, mode=modes.pop())
 
     # -- content ----------------------------------------------------------------------------
+    def stylize_resilient(self, images: list[np.ndarray], style, *, tile: int | None = None, **kw) -> list[np.ndarray]:
+        """``stylize`` that answers out-of-memory by halving the batch, then by tiling with smaller
+        tiles, and only then gives up with a clear error (never a hang or a traceback)."""
+        try:
+            return self.stylize(images, style, tile=tile, **kw)
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(images) > 1:
+                half = len(images) // 2
+                return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
+                        + self.stylize_resilient(images[half:], style, tile=tile, **kw))
+            h, w = images[0].shape[:2]
+            current = self.tile_size_for(h, w, tile) or max(h, w)
+            smaller = current // 2 // self.model.multiple * self.model.multiple
+            if smaller >= 128 and not isinstance(style, RegionStyle):
+                return self.stylize_resilient(images, style, tile=smaller, **kw)
+            raise DinstyleError(f"out of memory on {self.device} even for one {w}x{h} image in "
+                                f"{current}-px tiles; try --max-size or --device cpu") from None
+
     def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
         """Padded size (multiple of the network's stride, with a margin) and the image's offset in it."""
         m = self.model.multiple
@@ -415,11 +435,8 @@ class Stylizer:
             if not pending:
                 return
             t0 = time.perf_counter()
-            try:
-                outs = self.stylize([p[3].rgb for p in pending], style, strength=strength, preserve_color=preserve_color,
-                                    tile=tile, color_match=color_match)
-            except torch.OutOfMemoryError:
-                raise DinstyleError("out of memory; try a smaller --batch-size or --max-size") from None
+            outs = self.stylize_resilient([p[3].rgb for p in pending], style, strength=strength,
+                                          preserve_color=preserve_color, tile=tile, color_match=color_match)
             per = (time.perf_counter() - t0) / len(pending)
             for (idx, src, dst, img), rgb in zip(pending, outs):
                 t1 = time.perf_counter()

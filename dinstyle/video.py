@@ -144,7 +144,7 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                     batch.append(frame)
                     if len(batch) < bs:
                         continue
-                    for o in st.stylize(batch, style, strength=strength, preserve_color=preserve_color,
+                    for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
                                         stats_hook=smoother):
                         sink.put(o)
                     done += len(batch)
@@ -152,7 +152,7 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                     if on_progress:
                         on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
                 if batch:
-                    for o in st.stylize(batch, style, strength=strength, preserve_color=preserve_color,
+                    for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
                                         stats_hook=smoother):
                         sink.put(o)
                     done += len(batch)
