@@ -142,9 +142,21 @@ def image(
                         rec["error"] = ev.error
                     typer.echo(json.dumps(rec))
 
-            summary = st.run_images(paths, sty, out=out, strength=strength, preserve_color=preserve_color,
-                                    max_size=max_size, fmt=fmt, batch_size=batch_size, overwrite=overwrite,
-                                    recursive=recursive, tile=tile, color_match=color_match, on_event=on_event)
+            counts = {"done": 0, "skipped": 0, "failed": 0}
+            track = on_event
+
+            def on_event(ev):  # noqa: F811 (wraps the renderer to keep a tally for Ctrl-C)
+                counts[ev.status] += 1
+                track(ev)
+
+            try:
+                summary = st.run_images(paths, sty, out=out, strength=strength, preserve_color=preserve_color,
+                                        max_size=max_size, fmt=fmt, batch_size=batch_size, overwrite=overwrite,
+                                        recursive=recursive, tile=tile, color_match=color_match, on_event=on_event)
+            except KeyboardInterrupt:
+                err.print(f"interrupted: {counts['done']} written, {counts['skipped']} skipped, {counts['failed']} "
+                          "failed; run the same command again to finish (finished outputs are skipped)")
+                raise
         if not json_out:
             done = [e for e in summary.events if e.status == "done"]
             if len(done) == 1 and summary.failed == 0:

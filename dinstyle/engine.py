@@ -20,6 +20,7 @@ from dinstyle.checkpoint import VGG_NAME, default_weights_dir, find_vgg, load_mo
 from dinstyle.color import keep_luminance_of
 from dinstyle.config import STYLIZE_DEFAULTS
 from dinstyle.errors import CheckpointError, DinstyleError, InputError, OptionError, OutputError
+from dinstyle.io.files import remove_stale_temps
 from dinstyle.io.images import EXT_BY_FORMAT, FORMAT_BY_EXT, LoadedImage, expand_inputs, fit_size, read_image, \
     resize_rgb, write_image
 from dinstyle.model import MODES, DinStyleNet
@@ -456,6 +457,7 @@ class Stylizer:
                 emit(ImageEvent(idx, total, str(src), str(dst), "failed",
                                 error=f"{dst}: output would overwrite an input; choose another --out"))
                 continue
+            remove_stale_temps(dst)
             if dst.exists() and not overwrite:
                 emit(ImageEvent(idx, total, str(src), str(dst), "skipped", error="exists (use --overwrite)"))
                 continue

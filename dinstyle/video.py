@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dinstyle.engine import StatsSmoother, Style, Stylizer
 from dinstyle.errors import DinstyleError, InputError, OptionError, OutputError
+from dinstyle.io.files import remove_stale_temps
 from dinstyle.io.video import VIDEO_EXTS, VideoWriter, even_size, pad_even, read_video
 
 STATS_MODES = ("sequence", "frame")
@@ -126,6 +127,7 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
         raise OptionError(f"--max-size {max_size}: must be at least 16")
     if dest.resolve() == src.resolve():
         raise OutputError(f"{dest}: output would overwrite the input; choose another --out")
+    remove_stale_temps(dest)
     info, frames = read_video(src, max_size)
     w, h = info.size
     bs = batch_size or auto_batch_size(st, w, h)

@@ -44,3 +44,17 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+
+def remove_stale_temps(dest: Path) -> int:
+    """Delete temp files an interrupted (killed) earlier write of ``dest`` left behind."""
+    dest = Path(dest)
+    n = 0
+    if dest.parent.is_dir():
+        for p in dest.parent.glob(f".{dest.name}.*"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+    return n
