@@ -30,7 +30,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Wei
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")]
 VggOpt = Annotated[Optional[Path], typer.Option("--vgg", help="VGG-19 weights (.pth or .safetensors) for the style encoder / losses.")]
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="DIN kernel: standard or adaptive (spatially-adaptive, for flat-colour art). Default: standard, or the pack's mode.")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="DIN kernel: standard, adaptive (spatially-adaptive, for flat-colour art) or auto (image command: adaptive for images that are mostly uniform regions). Default: standard, or the pack's mode.")]
 StyleSizeOpt = Annotated[int, typer.Option("--style-size", help="Long side the style image is encoded at (smaller = larger strokes).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON record per output on stdout.")]
 
@@ -121,7 +121,7 @@ def image(
         if mask is not None:
             sty = st.load_regions(style, mask, feather=feather, mode=mode, style_size=style_size)
         else:
-            sty = st.load_style(style, mode=mode, style_size=style_size)
+            sty = st.load_style_auto(style, mode=mode, style_size=style_size)
         from dinstyle.engine import expand_inputs
 
         n = len(expand_inputs(paths, recursive)[0])
@@ -135,7 +135,7 @@ def image(
                 elif ev.status == "skipped" and not json_out:
                     err.print(f"skipped {ev.output}: {ev.error}", soft_wrap=True)
                 if json_out:
-                    rec = {"input": ev.input, "style": sty.label, "mode": sty.mode, "output": ev.output,
+                    rec = {"input": ev.input, "style": sty.label, "mode": ev.mode or sty.mode, "output": ev.output,
                            "status": ev.status, "size": list(ev.size) if ev.size else None,
                            "seconds": round(ev.seconds, 4)}
                     if ev.error:

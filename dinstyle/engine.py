@@ -72,6 +72,24 @@ class Style:
     images: list[tuple[np.ndarray, float, int]] = field(default_factory=list, repr=False)
 
 
+AUTO_FLAT_FRACTION = 0.5  # --mode auto picks the adaptive mode above this share of uniform pixels
+
+
+@dataclass
+class AutoStyle:
+    """--mode auto: both modes encoded; each image gets adaptive if it is mostly uniform regions."""
+
+    standard: Style
+    adaptive: Style
+    label: str
+    mode: str = "auto"
+
+    def pick(self, rgb: np.ndarray) -> Style:
+        from dinstyle.color import flat_fraction
+
+        return self.adaptive if flat_fraction(rgb) > AUTO_FLAT_FRACTION else self.standard
+
+
 @dataclass
 class RegionStyle:
     """Several styles placed by a mask (grey levels split evenly: dark -> first style)."""
@@ -93,6 +111,7 @@ class ImageEvent:
     seconds: float = 0.0
     size: tuple[int, int] | None = None  # (width, height) written
     error: str | None = None
+    mode: str | None = None  # the DIN mode that ran
 
 
 @dataclass
@@ -149,8 +168,17 @@ class Stylizer:
     @staticmethod
     def check_mode(mode: str) -> str:
         if mode not in MODES:
-            raise OptionError(f"--mode {mode}: unknown (use {', '.join(MODES)})")
+            raise OptionError(f"--mode {mode}: unknown (use {', '.join(MODES)}; 'auto' where the command offers it)")
         return mode
+
+    def load_style_auto(self, specs, mode: str | None = None, style_size: int = DEFAULT_STYLE_SIZE):
+        """``load_style`` that also accepts mode "auto" (both modes; chosen per image)."""
+        if mode != "auto":
+            return self.load_style(specs, mode=mode, style_size=style_size)
+        specs = list(specs)
+        std = self.load_style(specs, mode="standard", style_size=style_size)
+        return AutoStyle(standard=std, adaptive=self.load_style(specs, mode="adaptive", style_size=style_size),
+                         label=std.label)
 
     def _expected_shapes(self, mode: str) -> Params:
         return [din.predict(torch.zeros(1, din.weight_net.conv1.in_channels, 4, 4, device=self.device), mode)
@@ -313,6 +341,9 @@ class Stylizer:
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
+        if isinstance(style, AutoStyle):
+            return [self.stylize([im], style.pick(im), strength=strength, preserve_color=preserve_color,
+                                 stats_hook=stats_hook, tile=tile, color_match=color_match)[0] for im in images]
         if color_match and not isinstance(style, RegionStyle):
             out = [self.stylize([im], self.color_matched(style, im), strength=strength, tile=tile)[0] for im in images]
         elif isinstance(style, RegionStyle):
@@ -443,8 +474,9 @@ class Stylizer:
                 t1 = time.perf_counter()
                 try:
                     write_image(dst, rgb, img.alpha)
+                    ran = style.pick(img.rgb).mode if isinstance(style, AutoStyle) else style.mode
                     emit(ImageEvent(idx, total, str(src), str(dst), "done", per + time.perf_counter() - t1,
-                                    (rgb.shape[1], rgb.shape[0])))
+                                    (rgb.shape[1], rgb.shape[0]), mode=ran))
                 except DinstyleError as e:
                     emit(ImageEvent(idx, total, str(src), str(dst), "failed", error=str(e)))
             pending.clear()

@@ -27,10 +27,14 @@ def _t(rgb: np.ndarray, device) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def score(output: np.ndarray, content: np.ndarray, style: np.ndarray, vgg) -> dict[str, float]:
-    """Losses of one output against its content and style (uint8 RGB arrays)."""
+def score(output: np.ndarray, content: np.ndarray, style: np.ndarray, vgg, content_feats=None,
+          style_feats=None) -> dict[str, float]:
+    """Losses of one output against its content and style (uint8 RGB arrays). Pass precomputed
+    VGG features of the content / style to score many pairs cheaply."""
     dev = next(vgg.parameters()).device
-    of, cf, sf = vgg(_t(output, dev)), vgg(_t(content, dev)), vgg(_t(style, dev))
+    of = vgg(_t(output, dev))
+    cf = content_feats if content_feats is not None else vgg(_t(content, dev), taps=("relu4_1",))
+    sf = style_feats if style_feats is not None else vgg(_t(style, dev))
     return {"style_loss": float(style_loss(of, sf)[0]), "content_loss": float(content_loss(of, cf)[0]),
             "ssim": ssim(output, content)}
 
@@ -61,15 +65,23 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
         pairs = pairs[:: max(1, len(pairs) // max_pairs)][:max_pairs]
     rows: dict[str, list[dict]] = {}
     secs = []
-    cache: dict[Path, object] = {}
+    styles_cache: dict[Path, tuple] = {}
+    content_cache: dict[Path, dict] = {}
+    dev = st.device
     for i, (c, (spath, srgb)) in enumerate(pairs):
-        if spath not in cache:
-            cache[spath] = st.load_style([spath], mode=mode, style_size=style_size)
+        if spath not in styles_cache:
+            sref = resize_rgb(srgb, fit_size(srgb.shape[1], srgb.shape[0], style_size))
+            with torch.inference_mode():
+                sfeats = st.vgg(_t(sref, dev))
+            styles_cache[spath] = (st.load_style([spath], mode=mode, style_size=style_size), sref, sfeats)
+        if c.path not in content_cache:
+            with torch.inference_mode():
+                content_cache[c.path] = st.vgg(_t(c.rgb, dev), taps=("relu4_1",))
+        sty, sref, sfeats = styles_cache[spath]
         t0 = time.perf_counter()
-        out = st.stylize([c.rgb], cache[spath])[0]
+        out = st.stylize([c.rgb], sty)[0]
         secs.append(time.perf_counter() - t0)
-        sref = resize_rgb(srgb, fit_size(srgb.shape[1], srgb.shape[0], style_size))
-        rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg))
+        rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg, content_cache[c.path], sfeats))
         if on_pair:
             on_pair(i + 1, len(pairs))
     allrows = [r for rs in rows.values() for r in rs]

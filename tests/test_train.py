@@ -82,3 +82,18 @@ def test_eval_numbers_move_the_right_way(vgg):
     assert same["content_loss"] == 0.0 and abs(same["ssim"] - 1.0) < 1e-9
     assert as_style["style_loss"] < same["style_loss"]
     assert ssim(style, content) < 0.5
+
+
+def test_eval_cli_json(tmp_path, images, tiny_weights):
+    from typer.testing import CliRunner
+
+    from dinstyle.cli import app
+
+    for i in range(2):
+        images(f"ec/{i}.png", (40, 32), seed=i)
+        images(f"es/{i}.png", (36, 36), seed=5 + i)
+    r = CliRunner().invoke(app, ["eval", "--content", str(tmp_path / "ec"), "--style", str(tmp_path / "es"),
+                                 "-w", str(tiny_weights), "--size", "64", "--style-size", "48", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["pairs"] == 4 and 0 < res["ssim"] <= 1 and res["style_loss"] > 0 and len(res["per_style"]) == 2

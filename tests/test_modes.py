@@ -1,0 +1,33 @@
+import json
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from dinstyle.cli import app
+from dinstyle.color import flat_fraction
+
+
+def _flat(path):
+    a = np.full((64, 64, 3), 255, np.uint8)
+    a[10:40, 10:50] = (200, 30, 30)
+    a[45:60, 5:30] = (20, 90, 200)
+    Image.fromarray(a).save(path)
+    return path
+
+
+def test_flat_fraction_separates_clip_art_from_photos(tmp_path):
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    flat = np.asarray(Image.open(_flat(tmp_path / "f.png")))
+    assert flat_fraction(flat) > 0.5 > flat_fraction(photo)
+
+
+def test_mode_auto_reports_the_mode_that_ran(tmp_path, images, tiny_weights):
+    photo = images("photo.png", (64, 64))
+    flat = _flat(tmp_path / "clipart.png")
+    r = CliRunner().invoke(app, ["image", str(photo), str(flat), "-s", str(images("s.png", (48, 48))), "--mode", "auto",
+                                 "-w", str(tiny_weights), "-o", str(tmp_path / "out"), "--json", "--style-size", "48"])
+    assert r.exit_code == 0, r.output
+    modes = {json.loads(line)["input"].split("/")[-1]: json.loads(line)["mode"] for line in r.stdout.splitlines()}
+    assert modes == {"photo.png": "standard", "clipart.png": "adaptive"}
