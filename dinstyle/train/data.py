@@ -50,17 +50,20 @@ class StepBatches(Dataset):
     """``dataset[step]`` -> {"content", "style": (B, 3, crop, crop) uint8, "adaptive": bool}."""
 
     def __init__(self, content: list[Path], style: list[Path], batch_size: int, crop: int, seed: int,
-                 flat: list[Path] | None = None, flat_prob: float = 0.0, adaptive_prob: float = 0.0):
+                 flat: list[Path] | None = None, flat_prob: float = 0.0, adaptive_prob: float = 0.0, rank: int = 0):
         self.content, self.style, self.flat = content, style, flat or []
         self.batch_size, self.crop, self.seed = batch_size, crop, seed
         self.flat_prob, self.adaptive_prob = flat_prob, adaptive_prob
+        self.rank = rank
 
     def __len__(self) -> int:
         return 1 << 40
 
     def __getitem__(self, step: int) -> dict:
-        rng = np.random.default_rng([self.seed, int(step)])
-        adaptive = bool(rng.random() < self.adaptive_prob)
+        rng = np.random.default_rng([self.seed, int(step)] + ([self.rank] if self.rank else []))
+        # the mode must agree across ranks (DDP needs the same graph), so it is drawn from (seed, step) only
+        adaptive = bool(np.random.default_rng([self.seed, int(step)]).random() < self.adaptive_prob)
+        rng.random()
         cs, ss = [], []
         for _ in range(self.batch_size):
             pool = self.flat if self.flat and rng.random() < self.flat_prob else self.content

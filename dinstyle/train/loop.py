@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from dinstyle.checkpoint import load_vgg, save_weights
 from dinstyle.config import FORMAT_VERSION, TrainConfig
@@ -66,19 +69,31 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast("cuda", dtype=dtype)
 
 
-def train_step(model: DinStyleNet, vgg: VGGEncoder, opt: torch.optim.Optimizer, content: torch.Tensor,
-               style: torch.Tensor, cfg: TrainConfig, mode: str = "standard", amp: str = "none",
-               scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One optimisation step on float [0, 1] batches. Returns the loss components."""
-    with _autocast(content.device, amp):
+class StyleTransferLoss(nn.Module):
+    """The training objective as one module (so DistributedDataParallel can wrap it):
+    style path -> content path -> VGG losses. Returns (total, content, style)."""
+
+    def __init__(self, model: DinStyleNet, vgg: VGGEncoder, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.vgg = model, vgg
+        self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, mode: str = "standard"):
         with torch.no_grad():
-            sf = vgg(style)
-            cf = vgg(content, taps=("relu4_1",))
-        out = model(content, model.style_params(sf, mode))
-        of = vgg(out)
+            sf = self.vgg(style)
+            cf = self.vgg(content, taps=("relu4_1",))
+        out = self.model(content, self.model.style_params(sf, mode))
+        of = self.vgg(out)
         lc = content_loss(of, cf).mean()
         ls = style_loss(of, sf).mean()
-        loss = cfg.content_weight * lc + cfg.style_weight * ls
+        return self.content_weight * lc + self.style_weight * ls, lc, ls
+
+
+def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style: torch.Tensor,
+               mode: str = "standard", amp: str = "none", scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
+    """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped) on [0, 1] batches."""
+    with _autocast(content.device, amp):
+        loss, lc, ls = net(content, style, mode)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -157,7 +172,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         cfg = saved
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
+    if world > 1:  # launched by torchrun: one process per GPU (or CPU worker, gloo)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+    main = rank == 0
     torch.manual_seed(cfg.seed)
     model = DinStyleNet(cfg.model).to(device)
     vgg = load_vgg(cfg.vgg).to(device)
@@ -168,16 +191,21 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_cpu"])
         start = int(state["step"])
-    atomic_write_bytes(run_dir / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+    if main:
+        atomic_write_bytes(run_dir / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
     amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
 
+    net: nn.Module = StyleTransferLoss(model, vgg, cfg)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    # each rank draws its own batches (rank 0 the same ones as a single-process run): a sharded sampler
     dataset = StepBatches(list_images(cfg.content_dir), list_images(cfg.style_dir), cfg.batch_size, cfg.crop, cfg.seed,
                           list_images(cfg.flat_dir) if cfg.flat_dir and cfg.flat_prob > 0 else None,
-                          cfg.flat_prob, cfg.adaptive_prob)
+                          cfg.flat_prob, cfg.adaptive_prob, rank=rank)
     end = cfg.steps if max_steps is None else min(cfg.steps, start + max_steps)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(start, end), num_workers=cfg.workers,
@@ -190,7 +218,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         stop["flag"] = True
 
     old = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    log_f = open(run_dir / LOG_NAME, "a")
+    log_f = open(run_dir / LOG_NAME, "a") if main else open(os.devnull, "w")
     last: dict = json.loads(state["last_json"]) if state is not None else {}
     step = start
     t0, n_img = time.perf_counter(), 0
@@ -205,7 +233,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 content = content.contiguous(memory_format=torch.channels_last)
                 style = style.contiguous(memory_format=torch.channels_last)
             mode = "adaptive" if batch["adaptive"] else "standard"
-            losses = train_step(model, vgg, opt, content, style, cfg, mode, amp, scaler)
+            losses = train_step(net, opt, content, style, mode, amp, scaler)
             if not all(math.isfinite(v) for v in losses.values()):
                 raise CheckpointError(f"training diverged at step {step} (loss {losses['loss']}); "
                                       "resume from the last checkpoint with a lower --lr or --style-weight")
@@ -222,19 +250,22 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 if on_event:
                     on_event(TrainEvent(step, cfg.steps, losses["loss"], losses["content"], losses["style"],
                                         last["images_per_s"]))
-            if cfg.preview_every and step % cfg.preview_every == 0:
+            if main and cfg.preview_every and step % cfg.preview_every == 0:
                 with torch.no_grad():
                     model.eval()
                     out = model(content[:4], model.style_params(vgg(style[:4]), mode))
                     model.train()
                 _preview(run_dir / "previews" / f"step_{step:07d}.jpg", content, style, out)
-            if step % cfg.checkpoint_every == 0:
+            if main and step % cfg.checkpoint_every == 0:
                 save_checkpoint(run_dir, model, opt, step, cfg, last)
             if stop["flag"]:
                 break
     finally:
-        save_checkpoint(run_dir, model, opt, step, cfg, last)
+        if main:
+            save_checkpoint(run_dir, model, opt, step, cfg, last)
         log_f.close()
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
         for s, h in old.items():
             signal.signal(s, h)
         if on_event:
