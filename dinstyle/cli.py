@@ -262,6 +262,54 @@ def eval_video(
 
 
 @app.command()
+def cluster(
+    paths: Annotated[list[str], typer.Argument(help="Image files, folders or globs on storage every node sees.", show_default=False)],
+    style: Annotated[list[str], typer.Option("--style", "-s", help="Style image or pack (repeat to blend).", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default ./stylized).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (default: start a local Ray runtime).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Actors (default: one per GPU, else one per CPU).")] = None,
+    mode: ModeOpt = None,
+    strength: Annotated[float, typer.Option("--strength")] = DEFAULTS["strength"],
+    style_size: StyleSizeOpt = DEFAULTS["style_size"],
+    max_size: Annotated[Optional[int], typer.Option("--max-size")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r")] = False,
+    json_out: JsonOpt = False,
+    weights: WeightsOpt = None,
+    vgg: VggOpt = None,
+) -> None:
+    """Stylize many files on a Ray cluster: each actor holds the model and the style once."""
+    failed = done = 0
+    with _errors():
+        from dinstyle.cluster import run_cluster
+        from dinstyle.errors import OptionError
+
+        if workers is not None and workers < 1:
+            raise OptionError(f"--workers {workers}: must be at least 1")
+        st = _stylizer(weights, "cpu", "auto", vgg)  # the driver only encodes the style, once
+        sty = st.load_style(style, mode=mode, style_size=style_size)
+
+        def on_record(rec):
+            nonlocal failed, done
+            if rec["status"] == "failed":
+                failed += 1
+                err.print(f"[red]error:[/red] {rec['error']}", soft_wrap=True)
+            else:
+                done += 1
+            if json_out:
+                typer.echo(json.dumps({**rec, "style": sty.label}))
+
+        run_cluster(paths, sty, out=out, address=address, workers=workers,
+                    weights=str(st.weights_dir) if st.info.get("path") else None,
+                    options={"strength": strength, "max_size": max_size, "overwrite": overwrite},
+                    recursive=recursive, on_record=on_record)
+        if not json_out:
+            err.print(f"{done} done, {failed} failed")
+    if failed:
+        raise typer.Exit(EXIT_USAGE if done == 0 else EXIT_FAILED)
+
+
+@app.command()
 def sheet(
     photo: Annotated[Path, typer.Argument(help="The photo to show in every style.")],
     style: Annotated[list[str], typer.Option("--style", "-s", help="Style images, packs or folders of them.", show_default=False)],
