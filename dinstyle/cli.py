@@ -551,6 +551,7 @@ def eval_cmd(
     size: Annotated[int, typer.Option("--size", help="Long side contents are stylized at.")] = 512,
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
     mode: Annotated[str, typer.Option("--mode", help="standard or adaptive.")] = "standard",
+    contents: Annotated[Optional[str], typer.Option("--content-glob", help="Only content files matching this glob (e.g. 'flat_*').")] = None,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     device: DeviceOpt = "auto",
@@ -565,6 +566,7 @@ def eval_cmd(
         with _progress(1, not json_out) as prog:
             task = prog.add_task("evaluating", total=None)
             res = evaluate(st, content, style, size=size, style_size=style_size, mode=mode, max_pairs=max_pairs,
+                           content_glob=contents,
                            on_pair=lambda i, n: prog.update(task, completed=i, total=n))
         if json_out:
             typer.echo(json.dumps({"weights": st.info.get("path"), "model_id": st.model_id, "mode": mode,
@@ -573,9 +575,9 @@ def eval_cmd(
             from rich.table import Table
 
             t = Table(title=f"dinstyle eval ({res.pairs} pairs, model {st.model_id}, mode {mode})")
-            for col in ("style loss", "content loss", "SSIM", "s / image"):
+            for col in ("style loss", "content loss", "SSIM", "flat kept flat", "s / image"):
                 t.add_column(col, justify="right")
-            t.add_row(f"{res.style_loss:.3f}", f"{res.content_loss:.3f}", f"{res.ssim:.3f}",
+            t.add_row(f"{res.style_loss:.3f}", f"{res.content_loss:.3f}", f"{res.ssim:.3f}", f"{res.flat_const:.3f}",
                       f"{res.seconds_per_image:.3f}")
             Console().print(t)
 

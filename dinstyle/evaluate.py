@@ -6,6 +6,7 @@ seconds the content path took per image.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -16,8 +17,9 @@ import numpy as np
 import torch
 
 from dinstyle.engine import Stylizer
+from dinstyle.errors import InputError
 from dinstyle.io.images import fit_size, read_image, resize_rgb
-from dinstyle.metrics import ssim
+from dinstyle.metrics import flat_output_fraction, ssim
 from dinstyle.train.data import list_images
 from dinstyle.train.losses import content_loss, style_loss
 
@@ -36,7 +38,7 @@ def score(output: np.ndarray, content: np.ndarray, style: np.ndarray, vgg, conte
     cf = content_feats if content_feats is not None else vgg(_t(content, dev), taps=("relu4_1",))
     sf = style_feats if style_feats is not None else vgg(_t(style, dev))
     return {"style_loss": float(style_loss(of, sf)[0]), "content_loss": float(content_loss(of, cf)[0]),
-            "ssim": ssim(output, content)}
+            "ssim": ssim(output, content), "flat_const": flat_output_fraction(output, content)}
 
 
 @dataclass
@@ -45,17 +47,26 @@ class EvalResult:
     style_loss: float
     content_loss: float
     ssim: float
+    flat_const: float  # share of uniform-input pixels left near-constant (NaN: no uniform regions)
     seconds_per_image: float
     per_style: dict[str, dict[str, float]]
 
     def to_dict(self) -> dict:
-        return self.__dict__.copy()
+        def clean(v):
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            return {k: clean(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+        return {k: clean(v) for k, v in self.__dict__.items()}
 
 
 def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = 512,
              style_size: int = 256, mode: str = "standard", max_pairs: int | None = None,
+             content_glob: str | None = None,
              on_pair: Callable[[int, int], None] | None = None) -> EvalResult:
-    contents = [read_image(p) for p in list_images(content_dir)]
+    contents = [read_image(p) for p in list_images(content_dir) if not content_glob or p.match(content_glob)]
+    if not contents:
+        raise InputError(f"{content_dir}: no content images match {content_glob!r}")
     styles = [(p, read_image(p).rgb) for p in list_images(style_dir)]
     for c in contents:
         w, h = c.rgb.shape[1], c.rgb.shape[0]
@@ -87,9 +98,11 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
     allrows = [r for rs in rows.values() for r in rs]
 
     def avg(rs, k):
-        return float(statistics.fmean(r[k] for r in rs))
+        vals = [r[k] for r in rs if not math.isnan(r[k])]
+        return float(statistics.fmean(vals)) if vals else float("nan")
 
     return EvalResult(pairs=len(allrows), style_loss=avg(allrows, "style_loss"),
                       content_loss=avg(allrows, "content_loss"), ssim=avg(allrows, "ssim"),
+                      flat_const=avg(allrows, "flat_const"),
                       seconds_per_image=float(statistics.median(secs)),
-                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim")} for k, v in rows.items()})
+                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const")} for k, v in rows.items()})

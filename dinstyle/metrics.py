@@ -24,6 +24,22 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
+def local_std(rgb: np.ndarray, window: int = 5) -> np.ndarray:
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean = cv2.blur(g, (window, window))
+    return np.sqrt(np.maximum(cv2.blur(g * g, (window, window)) - mean * mean, 0))
+
+
+def flat_output_fraction(output: np.ndarray, content: np.ndarray, threshold: float = 2.0) -> float:
+    """Among pixels in uniform regions of the content (local std < threshold), the share that
+    stay near-constant in the output: the flat patches standard DIN leaves on clip art.
+    NaN when the content has no uniform region."""
+    flat_in = local_std(content) < threshold
+    if not flat_in.any():
+        return float("nan")
+    return float((local_std(output)[flat_in] < threshold).mean())
+
+
 def _flow(a_gray: np.ndarray, b_gray: np.ndarray) -> np.ndarray:
     """Dense flow that maps pixels of ``a`` to ``b`` (Farneback)."""
     return cv2.calcOpticalFlowFarneback(a_gray, b_gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)

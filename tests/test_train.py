@@ -120,3 +120,13 @@ def test_two_process_ddp_training_on_cpu(tmp_path, data):
     assert state["step"] == 2
     log = [json.loads(x) for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2]  # rank 0 alone logs (every 10 steps and at the end)
+
+
+def test_flat_output_fraction_ranks_flat_outputs():
+    from dinstyle.metrics import flat_output_fraction
+
+    content = np.full((40, 40, 3), 200, np.uint8)
+    assert flat_output_fraction(content, content) == 1.0
+    textured = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    assert flat_output_fraction(textured, content) < 0.1
+    assert np.isnan(flat_output_fraction(textured, textured))
