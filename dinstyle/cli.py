@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from dinstyle import __version__
-from dinstyle.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, DinstyleError
+from dinstyle.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, DinstyleError, InputError
 
 app = typer.Typer(name="dinstyle", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fast arbitrary style transfer with Dynamic Instance Normalization (MobileNet-DIN).")
@@ -181,7 +181,7 @@ def video(
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless .. 51 worst).")] = 18,
     codec: Annotated[str, typer.Option("--codec", help="ffmpeg video encoder.")] = "libx264",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Frames per forward pass (0 = automatic).")] = 0,
-    mask: Annotated[Optional[Path], typer.Option("--mask", help="Static region mask (as for images): grey levels pick the --style values in order.")] = None,
+    mask: Annotated[Optional[Path], typer.Option("--mask", help="Region mask (as for images): an image (static) or a video of the same length; grey levels pick the --style values in order.")] = None,
     feather: Annotated[float, typer.Option("--feather", help="Soft edge between mask regions, in pixels.")] = 4.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs that already exist.")] = False,
     json_out: JsonOpt = False,
@@ -202,7 +202,15 @@ def video(
         if not files:
             raise typer.Exit(EXIT_USAGE)
         st = _stylizer(weights, device, dtype, vgg)
-        if mask is not None:
+        from dinstyle.io.video import is_video, read_video
+
+        mask_video = mask if mask is not None and is_video(mask) else None
+        if mask_video is not None:  # its first frame stands in for the static mask while loading
+            frame0 = next(read_video(mask_video)[1], None)
+            if frame0 is None:
+                raise InputError(f"{mask_video}: the mask video has no frames")
+            sty = st.load_regions(style, frame0, feather=feather, mode=mode, style_size=style_size)
+        elif mask is not None:
             sty = st.load_regions(style, mask, feather=feather, mode=mode, style_size=style_size)
         else:
             sty = st.load_style(style, mode=mode, style_size=style_size)
@@ -222,6 +230,7 @@ def video(
                 try:
                     rec = stylize_video(st, f, sty, dest, strength=strength, preserve_color=preserve_color,
                                         max_size=max_size, stats=stats, batch_size=batch_size, crf=crf, codec=codec,
+                                        mask_video=mask_video,
                                         on_progress=lambda p: prog.update(task, completed=p.frames, total=p.total,
                                                                           fps=f"{p.fps:.1f}"))
                 except DinstyleError as e:

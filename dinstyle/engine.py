@@ -262,7 +262,7 @@ class Stylizer:
         params = items[0][0] if len(items) == 1 else blend_params(items)
         return Style(params=params, label=style.label, mode=style.mode, sources=style.sources)
 
-    def load_regions(self, specs: list[str], mask: str | Path, *, feather: float = 4.0, mode: str | None = None,
+    def load_regions(self, specs: list[str], mask: str | Path | np.ndarray, *, feather: float = 4.0, mode: str | None = None,
                      style_size: int = DEFAULT_STYLE_SIZE) -> RegionStyle:
         """``--mask M --style A --style B`` (or ``--style none``): one style per mask region."""
         from dinstyle.masks import region_weights
@@ -276,8 +276,8 @@ class Stylizer:
         modes = {s.mode for s in styles if s is not None}
         if len(modes) > 1:
             raise OptionError("--mask: all styles must use the same --mode")
-        grey = read_image(mask).rgb
-        grey = (grey.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5).astype(np.uint8)
+        rgb = mask if isinstance(mask, np.ndarray) else read_image(mask).rgb
+        grey = (rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) + 0.5).astype(np.uint8)
         region_weights(grey, len(styles), (grey.shape[1], grey.shape[0]), feather)  # validates the options
         label = "+".join("none" if s is None else s.label for s in styles) + "_masked"
         return RegionStyle(styles=styles, mask=grey, feather=feather, label=label, mode=modes.pop())
@@ -330,7 +330,7 @@ class Stylizer:
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style, *, strength: float = STYLIZE_DEFAULTS["strength"],
                 preserve_color: bool = False, stats_hook=None, tile: int | None = None,
-                color_match: bool = False) -> list[np.ndarray]:
+                color_match: bool = False, masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
 
         ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones
@@ -347,7 +347,7 @@ class Stylizer:
         if color_match and not isinstance(style, RegionStyle):
             out = [self.stylize([im], self.color_matched(style, im), strength=strength, tile=tile)[0] for im in images]
         elif isinstance(style, RegionStyle):
-            out = self._stylize_regions(images, style, strength, stats_hook)
+            out = self._stylize_regions(images, style, strength, stats_hook, masks)
         elif (tile_size := self.tile_size_for(h, w, tile)):
             out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
         else:
@@ -362,15 +362,18 @@ class Stylizer:
             out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
         return out
 
-    def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook) -> list[np.ndarray]:
+    def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook,
+                         masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """``masks`` (one grey mask per image, e.g. frames of a mask video) override ``style.mask``."""
         from dinstyle.masks import region_weights
 
         h, w = images[0].shape[:2]
         ph, pw, top, left = self._geometry(h, w)
         pad = (left, pw - w - left, top, ph - h - top)
-        weights = torch.from_numpy(region_weights(style.mask, len(style.styles), (w, h), style.feather,
-                                                  source="mask")).to(self.device)
-        weights = F.pad(weights[None], pad, mode="replicate").expand(len(images), -1, -1, -1)
+        per_image = masks if masks is not None else [style.mask]
+        weights = torch.from_numpy(np.stack([region_weights(m, len(style.styles), (w, h), style.feather, source="mask")
+                                             for m in per_image])).to(self.device)
+        weights = F.pad(weights, pad, mode="replicate").expand(len(images), -1, -1, -1)
         x = F.pad(self._to_tensor(np.stack(images)), pad, mode="replicate")
         n = x.shape[0]
         region_params = [None if s is None else [{k: v.expand(n, *v.shape[1:]) for k, v in p.items()} for p in s.params]

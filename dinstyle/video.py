@@ -116,7 +116,7 @@ def video_output_path(src: Path, style: Style, out: str | Path | None, many: boo
 def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path, *, strength: float = 1.0,
                   preserve_color: bool = False, max_size: int | None = None, stats: str = "sequence",
                   momentum: float = 0.9, batch_size: int = 0, crf: int = 18, codec: str = "libx264",
-                  on_progress: Callable[[VideoProgress], None] | None = None) -> dict:
+                  mask_video: str | Path | None = None, on_progress: Callable[[VideoProgress], None] | None = None) -> dict:
     """Stylize one video into ``dest`` (written atomically) and return a summary record."""
     src, dest = Path(src), Path(dest)
     if stats not in STATS_MODES:
@@ -131,6 +131,22 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
     info, frames = read_video(src, max_size)
     w, h = info.size
     bs = batch_size or auto_batch_size(st, w, h)
+    mask_frames = None
+    if mask_video is not None:
+        from dinstyle.engine import RegionStyle
+
+        if not isinstance(style, RegionStyle):
+            raise OptionError("a mask video needs region styles (--mask with two or more --style)")
+        _, mframes = read_video(mask_video)
+        mask_frames = (f[..., 0] // 4 + f[..., 1] // 2 + f[..., 2] // 4 for f in mframes)  # grey levels
+
+    def masks_for(n: int):
+        if mask_frames is None:
+            return None
+        out = [next(mask_frames, None) for _ in range(n)]
+        if any(m is None for m in out):
+            raise InputError(f"{mask_video}: the mask video has fewer frames than {src}")
+        return out
     smoother = StatsSmoother(momentum) if stats == "sequence" else None
     stop = threading.Event()
     t0 = time.perf_counter()
@@ -147,7 +163,7 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                     if len(batch) < bs:
                         continue
                     for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
-                                        stats_hook=smoother):
+                                                  stats_hook=smoother, masks=masks_for(len(batch))):
                         sink.put(o)
                     done += len(batch)
                     batch = []
@@ -155,7 +171,7 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                         on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
                 if batch:
                     for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
-                                        stats_hook=smoother):
+                                                  stats_hook=smoother, masks=masks_for(len(batch))):
                         sink.put(o)
                     done += len(batch)
             finally:

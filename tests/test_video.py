@@ -169,3 +169,37 @@ def test_eval_video_cli(tmp_path):
     r = run("eval-video", src, src, "--json")
     assert r.exit_code == 0, r.output
     assert '"warping_error"' in r.stdout
+
+
+def test_mask_video_moves_the_regions(tmp_path, tiny_weights):
+    """A mask video whose white half moves: the output follows it frame by frame."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    a = np.clip(rng.normal((200, 60, 40), 20, (48, 48, 3)), 0, 255).astype(np.uint8)
+    b = np.zeros((48, 48, 3), np.uint8)
+    b[::4] = (30, 80, 255)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(b).save(tmp_path / "b.png")
+    src = make_clip(tmp_path / "in.mp4", n=6, size=(64, 48))
+    gen = imageio_ffmpeg.write_frames(str(tmp_path / "mask.mp4"), (64, 48), fps=24, macro_block_size=1,
+                                      ffmpeg_log_level="error")
+    gen.send(None)
+    for i in range(6):
+        m = np.zeros((48, 64, 3), np.uint8)
+        m[:, : 64 if i >= 3 else 0] = 255  # all first style for 3 frames, then all second
+        gen.send(m)
+    gen.close()
+    r = run("video", src, "-s", tmp_path / "a.png", "-s", tmp_path / "b.png", "--mask", tmp_path / "mask.mp4",
+            "-w", tiny_weights, "-o", tmp_path / "out.mp4", "--style-size", "48", "--stats", "frame", "--crf", "0")
+    assert r.exit_code == 0, r.output
+    frames = [f.astype(int) for f in read_video(tmp_path / "out.mp4")[1]]
+    assert len(frames) == 6
+    from dinstyle.engine import Stylizer
+
+    st = Stylizer(weights=tiny_weights, device="cpu")
+    sa, sb = (st.load_style([tmp_path / n], style_size=48) for n in ("a.png", "b.png"))
+    for i, fr in enumerate(read_video(src)[1]):
+        da = np.abs(frames[i] - st.stylize([fr], sa)[0]).mean()
+        db = np.abs(frames[i] - st.stylize([fr], sb)[0]).mean()
+        assert (da < db) if i < 3 else (db < da), (i, da, db)
