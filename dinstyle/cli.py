@@ -442,6 +442,8 @@ def train(
     style_weight: Annotated[float, typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = 2.0,
     content_weight: Annotated[float, typer.Option("--content-weight")] = 1.0,
     adaptive_prob: Annotated[float, typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode.")] = 0.15,
+    deform_kernel: Annotated[int, typer.Option("--deform-kernel", help="Give the model deformable DIN layers with this k x k kernel (0 = none).")] = 0,
+    deformable_prob: Annotated[float, typer.Option("--deformable-prob", help="Share of steps trained in the deformable mode.")] = 0.0,
     flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour images mixed into the content stream.")] = None,
     flat_prob: Annotated[float, typer.Option("--flat-prob")] = 0.1,
     workers: Annotated[int, typer.Option("--workers", help="Data-loading processes.")] = 2,
@@ -453,7 +455,7 @@ def train(
 ) -> None:
     """Train MobileNet-DIN (content + BN-statistics style loss on VGG-19); resumable."""
     with _errors():
-        from dinstyle.config import TrainConfig
+        from dinstyle.config import ModelConfig, TrainConfig
         from dinstyle.errors import OptionError
         from dinstyle.runtime import tune_allocator
         from dinstyle.train.loop import train as run_train
@@ -465,7 +467,8 @@ def train(
             raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
         cfg = TrainConfig(content_dir=str(content or ""), style_dir=str(style or ""), vgg=str(vgg) if vgg else None,
                           steps=steps, batch_size=batch_size, crop=crop, lr=lr, style_weight=style_weight,
-                          content_weight=content_weight, adaptive_prob=adaptive_prob,
+                          content_weight=content_weight, adaptive_prob=adaptive_prob, deformable_prob=deformable_prob,
+                          model=ModelConfig(deform_kernel=deform_kernel),
                           flat_dir=str(flat) if flat else None, flat_prob=flat_prob if flat else 0.0, seed=seed,
                           workers=workers, checkpoint_every=checkpoint_every, preview_every=preview_every,
                           device=device, amp=amp)

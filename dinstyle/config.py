@@ -33,6 +33,7 @@ class ModelConfig:
     param_hidden: int = 64  # width of the weight/bias nets
     kernel_size: int = 1  # dynamic kernel: depthwise k x k (1 = the paper's default)
     adaptive_grid: int = 8  # kernel grid of the spatially-adaptive mode
+    deform_kernel: int = 0  # k of the deformable mode's k x k kernel (0 = no deformable layers)
     eps: float = 1e-5
 
     def to_dict(self) -> dict:
@@ -65,6 +66,7 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 2.0
     adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
+    deformable_prob: float = 0.0  # share of steps trained in the deformable mode (needs model.deform_kernel)
     flat_dir: str | None = None  # optional flat-colour images mixed into the content stream
     flat_prob: float = 0.0
     seed: int = 0

@@ -165,10 +165,12 @@ class Stylizer:
             self._vgg = load_vgg(path).to(self.device)
         return self._vgg
 
-    @staticmethod
-    def check_mode(mode: str) -> str:
+    def check_mode(self, mode: str) -> str:
         if mode not in MODES:
             raise OptionError(f"--mode {mode}: unknown (use {', '.join(MODES)}; 'auto' where the command offers it)")
+        if mode == "deformable" and not self.model.cfg.deform_kernel:
+            raise OptionError("--mode deformable: these weights have no deformable DIN layers "
+                              "(train a model with --deform-kernel 3)")
         return mode
 
     def load_style_auto(self, specs, mode: str | None = None, style_size: int = DEFAULT_STYLE_SIZE):

@@ -86,7 +86,10 @@ def load_pack(path: str | Path) -> StylePack:
                               f"(this dinstyle reads version {PACK_VERSION}); run `dinstyle precompute` again")
     try:
         n = int(meta["layers"])
-        params = [{"weight": tensors[f"din{i}.weight"].float(), "bias": tensors[f"din{i}.bias"].float()} for i in range(n)]
+        params = [{k.split(".", 1)[1]: v.float() for k, v in tensors.items() if k.startswith(f"din{i}.")}
+                  for i in range(n)]
+        if any("weight" not in p or "bias" not in p for p in params):
+            raise KeyError("weight/bias")
         style_size = int(meta.get("style_size", "0"))
         extra = json.loads(meta.get("extra", "{}"))
     except (KeyError, ValueError, json.JSONDecodeError) as e:
@@ -107,7 +110,9 @@ def check_pack(pack: StylePack, path: str | Path, model_id: str, expected: Param
     if len(pack.params) != len(expected):
         raise CheckpointError(f"{path}: style pack has {len(pack.params)} layers, the model has {len(expected)}")
     for i, (p, e) in enumerate(zip(pack.params, expected)):
-        for k in ("weight", "bias"):
+        if set(p) != set(e):
+            raise CheckpointError(f"{path}: layer {i} holds {sorted(p)}, the model expects {sorted(e)}")
+        for k in e:
             if tuple(p[k].shape) != tuple(e[k].shape):
                 raise CheckpointError(f"{path}: layer {i} {k} has shape {tuple(p[k].shape)}, expected {tuple(e[k].shape)}")
 

@@ -70,3 +70,28 @@ def test_adaptive_mode_is_not_flat_on_constant_input():
     std_adaptive = layer(x, layer.predict(style, "adaptive")).std(dim=(2, 3))
     assert std_standard.max() < 1e-5  # standard DIN leaves a flat patch
     assert std_adaptive.mean() > 1e-2  # spatially-adaptive DIN does not
+
+
+def test_deformable_with_zero_offsets_equals_kxk():
+    from dinstyle.model.din import din_deformable
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 11, 13)
+    k = torch.randn(2, 4, 3, 3)
+    b = torch.randn(2, 4)
+    zero = torch.zeros(2, 18, 11, 13)
+    assert torch.allclose(din_deformable(x, k, b, zero), din_conv(x, k, b), atol=1e-5)
+
+
+def test_deformable_offsets_move_the_samples():
+    from dinstyle.model.din import din_deformable
+
+    x = torch.randn(1, 2, 8, 8)
+    k = torch.zeros(1, 2, 1, 1)
+    k[..., 0, 0] = 1.0
+    off = torch.zeros(1, 2, 8, 8)
+    off[:, 1] = 1.0  # every sample one pixel to the right
+    out = din_deformable(x, k, torch.zeros(1, 2), off)
+    xn = F.instance_norm(x, eps=1e-5)
+    assert torch.allclose(out[..., :-1], xn[..., 1:], atol=1e-5)
+    assert torch.allclose(out[..., -1], torch.zeros_like(out[..., -1]), atol=1e-6)

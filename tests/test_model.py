@@ -77,3 +77,26 @@ def test_corrupt_weights_are_refused(tmp_path):
         load_model(tmp_path)
     with pytest.raises(CheckpointError, match="missing"):
         load_model(tmp_path / "nowhere")
+
+
+def test_deformable_mode_trains_and_starts_as_kxk():
+    torch.manual_seed(0)
+    cfg = ModelConfig(widths=(8, 8, 16), param_hidden=8, deform_kernel=3)
+    m = DinStyleNet(cfg)
+    x = torch.rand(1, 3, 32, 32)
+    p = _params(m, 1, "deformable")
+    assert set(p[0]) == {"weight", "bias", "offset_scale"}
+    y = m(x, p)
+    y.mean().backward()
+    assert all(torch.isfinite(d.offset_net.weight.grad).all() for d in m.dins)
+    with torch.no_grad():  # offsets start at zero: the same as the plain k x k kernel
+        plain = [{"weight": q["weight"], "bias": q["bias"]} for q in p]
+        assert torch.allclose(m(x, p), m(x, plain), atol=1e-5)
+
+
+def test_deformable_mode_needs_deformable_weights(tiny_weights):
+    from dinstyle.engine import Stylizer
+    from dinstyle.errors import OptionError
+
+    with pytest.raises(OptionError, match="no deformable"):
+        Stylizer(weights=tiny_weights, device="cpu").check_mode("deformable")

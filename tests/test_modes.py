@@ -31,3 +31,34 @@ def test_mode_auto_reports_the_mode_that_ran(tmp_path, images, tiny_weights):
     assert r.exit_code == 0, r.output
     modes = {json.loads(line)["input"].split("/")[-1]: json.loads(line)["mode"] for line in r.stdout.splitlines()}
     assert modes == {"photo.png": "standard", "clipart.png": "adaptive"}
+
+
+def test_deformable_mode_end_to_end_with_pack(tmp_path, images, vgg):
+    import torch
+
+    from dinstyle.checkpoint import save_weights
+    from dinstyle.config import ModelConfig
+    from dinstyle.model import DinStyleNet
+
+    torch.manual_seed(0)
+    m = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8, deform_kernel=3))
+    for d in m.dins:
+        torch.nn.init.normal_(d.offset_net.weight, std=0.5)
+    save_weights(m, tmp_path / "w", trained={"steps": 0, "note": "test"}, vgg=vgg)
+    photo, style = images("p.png", (40, 30)), images("s.png", (48, 48))
+    runner = CliRunner()
+    base = ["-w", str(tmp_path / "w")]
+    r = runner.invoke(app, ["image", str(photo), "-s", str(style), "--mode", "deformable", "-o", str(tmp_path / "a.png"),
+                            "--style-size", "48", *base])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["precompute", str(style), "--mode", "deformable", "-o", str(tmp_path / "packs"),
+                            "--style-size", "48", *base])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["image", str(photo), "-s", str(tmp_path / "packs" / "s.dinpack"), "-o",
+                            str(tmp_path / "b.png"), *base])
+    assert r.exit_code == 0, r.output
+    a, b = (np.asarray(Image.open(tmp_path / n)).astype(int) for n in ("a.png", "b.png"))
+    assert np.abs(a - b).max() <= 1
+    r = runner.invoke(app, ["image", str(photo), "-s", str(style), "--mode", "standard", "-o", str(tmp_path / "c.png"),
+                            "--style-size", "48", *base])
+    assert np.abs(np.asarray(Image.open(tmp_path / "c.png")).astype(int) - a).mean() > 0.5  # the modes differ

@@ -67,6 +67,32 @@ def din_conv(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, stats: 
     return out.reshape(n, c, h, w)
 
 
+def din_deformable(x: Tensor, weight: Tensor, bias: Tensor, offsets: Tensor, eps: float = 1e-5,
+                   stats: Stats | None = None) -> Tensor:
+    """Deformable depthwise k x k DIN: each kernel tap samples IN(x) at its grid position plus a
+    learned offset (from the content), weighted by the style's kernel; bilinear sampling with
+    ``grid_sample`` (pure torch). With zero offsets this is exactly ``din_conv``.
+
+    weight (N, C, k, k), bias (N, C), offsets (N, 2*k*k, H, W) as (dy, dx) pairs per tap.
+    """
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    xn = instance_norm(x, eps, stats)
+    ys = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
+    off = offsets.float().view(n, k * k, 2, h, w)
+    out = bias.to(x.dtype)[:, :, None, None].expand(n, c, h, w)
+    r = k // 2
+    for j in range(k * k):
+        dy, dx = j // k - r, j % k - r
+        py = ys + dy + off[:, j, 0]  # (N, H, W) sample positions in pixels
+        px = xs + dx + off[:, j, 1]
+        grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], dim=-1)
+        sampled = F.grid_sample(xn, grid.to(xn.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)
+        out = torch.addcmul(out, sampled, weight[:, :, j // k, j % k, None, None].to(x.dtype))
+    return out
+
+
 class ParamNet(nn.Module):
     """Weight or bias net: two convs on a style feature map, then adaptive average pooling.
 
@@ -87,16 +113,22 @@ class ParamNet(nn.Module):
         return F.adaptive_avg_pool2d(h, size)  # (N, out, size, size)
 
 
-# Run-time modes. A new kernel kind (e.g. deformable) adds a branch to predict() and forward().
-MODES = ("standard", "adaptive")
+# Run-time modes; "deformable" needs a model built with deform_kernel > 0.
+MODES = ("standard", "adaptive", "deformable")
 
 
 class DynamicInstanceNorm(nn.Module):
     """One DIN layer: predicts its parameters from a style feature map and applies them."""
 
     def __init__(self, channels: int, style_channels: int, hidden: int, kernel_size: int = 1,
-                 adaptive_grid: int = 8, eps: float = 1e-5):
+                 adaptive_grid: int = 8, eps: float = 1e-5, deform_kernel: int = 0):
         super().__init__()
+        self.deform_kernel = deform_kernel
+        if deform_kernel:
+            # offsets come from the content features; zero-initialised, so training starts at k x k DIN
+            self.offset_net = nn.Conv2d(channels, 2 * deform_kernel**2, 3, padding=1)
+            nn.init.zeros_(self.offset_net.weight)
+            nn.init.zeros_(self.offset_net.bias)
         self.channels = channels
         self.kernel_size = kernel_size
         self.adaptive_grid = adaptive_grid
@@ -116,12 +148,24 @@ class DynamicInstanceNorm(nn.Module):
         if mode == "adaptive":
             g = self.adaptive_grid
             return {"weight": self.weight_net(style_feat, g), "bias": self.bias_net(style_feat, g)}
+        if mode == "deformable":
+            k = self.deform_kernel
+            if not k:
+                raise ValueError("this model has no deformable DIN layers (train one with deform_kernel > 0)")
+            # the k x k pooled grid of the weight net, shared out over the taps
+            weight = self.weight_net(style_feat, k) * (self.kernel_size**2 / k**2)
+            return {"weight": weight, "bias": self.bias_net(style_feat, 1).flatten(1),
+                    "offset_scale": torch.ones(style_feat.shape[0], 1, device=style_feat.device)}
         raise ValueError(f"unknown DIN mode {mode!r}; choose from {', '.join(MODES)}")
 
     def forward(self, x: Tensor, params: dict[str, Tensor], stats: Stats | None = None) -> Tensor:
-        """Apply predicted parameters. The kind follows from their shapes:
-        weight (N, C) -> 1x1; weight (N, C, k, k) with bias (N, C) -> k x k; both (N, C, g, g) -> adaptive."""
+        """Apply predicted parameters. The kind follows from them: an "offset_scale" entry ->
+        deformable; weight (N, C) -> 1x1; weight (N, C, k, k) with bias (N, C) -> k x k;
+        both (N, C, g, g) -> spatially adaptive."""
         weight, bias = params["weight"], params["bias"]
+        if "offset_scale" in params:  # deformable
+            offsets = self.offset_net(x) * params["offset_scale"][:, :, None, None].to(x.dtype)
+            return din_deformable(x, weight, bias, offsets, self.eps, stats)
         if weight.dim() == 4 and bias.dim() == 2:
             return din_conv(x, weight, bias, self.eps, stats)
         return din_affine(x, weight, bias, self.eps, stats)

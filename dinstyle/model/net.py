@@ -124,7 +124,8 @@ class DinStyleNet(nn.Module):
         self.cfg = cfg = cfg or ModelConfig()
         self.encoder = ContentEncoder(cfg)
         self.dins = nn.ModuleList(
-            DynamicInstanceNorm(c, VGG_TAP_CHANNELS[tap], cfg.param_hidden, cfg.kernel_size, cfg.adaptive_grid, cfg.eps)
+            DynamicInstanceNorm(c, VGG_TAP_CHANNELS[tap], cfg.param_hidden, cfg.kernel_size, cfg.adaptive_grid, cfg.eps,
+                                cfg.deform_kernel)
             for c, tap in zip(cfg.widths, cfg.style_taps)
         )
         self.decoder = Decoder(cfg)

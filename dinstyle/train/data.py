@@ -47,14 +47,16 @@ def load_crop(path: Path, crop: int, rng: np.random.Generator) -> np.ndarray:
 
 
 class StepBatches(Dataset):
-    """``dataset[step]`` -> {"content", "style": (B, 3, crop, crop) uint8, "adaptive": bool}."""
+    """``dataset[step]`` -> {"content", "style": (B, 3, crop, crop) uint8, "mode": DIN mode, "step"}."""
 
     def __init__(self, content: list[Path], style: list[Path], batch_size: int, crop: int, seed: int,
-                 flat: list[Path] | None = None, flat_prob: float = 0.0, adaptive_prob: float = 0.0, rank: int = 0):
+                 flat: list[Path] | None = None, flat_prob: float = 0.0, adaptive_prob: float = 0.0, rank: int = 0,
+                 deformable_prob: float = 0.0):
         self.content, self.style, self.flat = content, style, flat or []
         self.batch_size, self.crop, self.seed = batch_size, crop, seed
         self.flat_prob, self.adaptive_prob = flat_prob, adaptive_prob
         self.rank = rank
+        self.deformable_prob = deformable_prob
 
     def __len__(self) -> int:
         return 1 << 40
@@ -62,7 +64,9 @@ class StepBatches(Dataset):
     def __getitem__(self, step: int) -> dict:
         rng = np.random.default_rng([self.seed, int(step)] + ([self.rank] if self.rank else []))
         # the mode must agree across ranks (DDP needs the same graph), so it is drawn from (seed, step) only
-        adaptive = bool(np.random.default_rng([self.seed, int(step)]).random() < self.adaptive_prob)
+        r = np.random.default_rng([self.seed, int(step)]).random()
+        mode = "adaptive" if r < self.adaptive_prob else (
+            "deformable" if r < self.adaptive_prob + self.deformable_prob else "standard")
         rng.random()
         cs, ss = [], []
         for _ in range(self.batch_size):
@@ -70,4 +74,4 @@ class StepBatches(Dataset):
             cs.append(load_crop(pool[int(rng.integers(len(pool)))], self.crop, rng))
             ss.append(load_crop(self.style[int(rng.integers(len(self.style)))], self.crop, rng))
         return {"content": torch.from_numpy(np.stack(cs)), "style": torch.from_numpy(np.stack(ss)),
-                "adaptive": adaptive, "step": int(step)}
+                "mode": mode, "step": int(step)}

@@ -172,6 +172,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         cfg = saved
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
+    if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
+        raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = resolve_device(cfg.device)
@@ -205,7 +207,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     # each rank draws its own batches (rank 0 the same ones as a single-process run): a sharded sampler
     dataset = StepBatches(list_images(cfg.content_dir), list_images(cfg.style_dir), cfg.batch_size, cfg.crop, cfg.seed,
                           list_images(cfg.flat_dir) if cfg.flat_dir and cfg.flat_prob > 0 else None,
-                          cfg.flat_prob, cfg.adaptive_prob, rank=rank)
+                          cfg.flat_prob, cfg.adaptive_prob, rank=rank, deformable_prob=cfg.deformable_prob)
     end = cfg.steps if max_steps is None else min(cfg.steps, start + max_steps)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(start, end), num_workers=cfg.workers,
@@ -232,7 +234,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if device.type == "cuda":
                 content = content.contiguous(memory_format=torch.channels_last)
                 style = style.contiguous(memory_format=torch.channels_last)
-            mode = "adaptive" if batch["adaptive"] else "standard"
+            mode = batch["mode"]
             losses = train_step(net, opt, content, style, mode, amp, scaler)
             if not all(math.isfinite(v) for v in losses.values()):
                 raise CheckpointError(f"training diverged at step {step} (loss {losses['loss']}); "
@@ -283,7 +285,7 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
     last = json.loads(state["last_json"])
     trained = {"steps": int(state["step"]), "batch_size": cfg.batch_size, "crop": cfg.crop,
                "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
-               "adaptive_prob": cfg.adaptive_prob, "flat_prob": cfg.flat_prob,
+               "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob, "flat_prob": cfg.flat_prob,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
                "device": last.get("device"), "note": note}
     return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))
