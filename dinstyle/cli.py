@@ -30,7 +30,7 @@ WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", "-w", help="Wei
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16.")]
 VggOpt = Annotated[Optional[Path], typer.Option("--vgg", help="VGG-19 weights (.pth or .safetensors) for the style encoder / losses.")]
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="DIN kernel: standard, adaptive (spatially-adaptive, for flat-colour art) or auto (image command: adaptive for images that are mostly uniform regions). Default: standard, or the pack's mode.")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="DIN kernel: standard, adaptive (spatially-adaptive, for flat-colour art), deformable (if the weights have it) or auto (image command: adaptive for images that are mostly uniform regions). Default: standard, or the pack's mode.")]
 StyleSizeOpt = Annotated[int, typer.Option("--style-size", help="Long side the style image is encoded at (smaller = larger strokes).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON record per output on stdout.")]
 
@@ -76,6 +76,19 @@ def _show_warnings(caught) -> None:
             continue
         seen.add(msg)
         err.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+
+
+def _report(problems: list[str]) -> int:
+    """Print one error line per problem; return how many."""
+    for p in problems:
+        err.print(f"[red]error:[/red] {p}", soft_wrap=True)
+    return len(problems)
+
+
+def _batch_exit(failed: int, succeeded: int) -> None:
+    """Exit 2 when nothing succeeded, 1 when a batch finished with some failures."""
+    if failed:
+        raise typer.Exit(EXIT_USAGE if succeeded == 0 else EXIT_FAILED)
 
 
 def _stylizer(weights, device, dtype, vgg=None):
@@ -163,8 +176,7 @@ def image(
                 err.print(f"wrote {done[0].output}")
             else:
                 err.print(f"{summary.done} written, {summary.skipped} skipped, {summary.failed} failed")
-    if summary.failed:
-        raise typer.Exit(EXIT_USAGE if summary.done + summary.skipped == 0 else EXIT_FAILED)
+    _batch_exit(summary.failed, summary.done + summary.skipped)
 
 
 @app.command()
@@ -196,9 +208,7 @@ def video(
     failed = written = 0
     with _errors():
         files, problems = list_videos(paths)
-        for p in problems:
-            err.print(f"[red]error:[/red] {p}")
-        failed += len(problems)
+        failed += _report(problems)
         if not files:
             raise typer.Exit(EXIT_USAGE)
         st = _stylizer(weights, device, dtype, vgg)
@@ -245,8 +255,7 @@ def video(
             else:
                 err.print(f"wrote {rec['output']}: {rec['frames']} frames at {rec['fps']} fps, "
                           f"{'audio copied' if rec['audio'] else 'no audio'}, {rec['frames_per_second']} frames/s")
-    if failed:
-        raise typer.Exit(EXIT_USAGE if written == 0 else EXIT_FAILED)
+    _batch_exit(failed, written)
 
 
 @app.command("eval-video")
@@ -314,8 +323,7 @@ def cluster(
                     recursive=recursive, on_record=on_record)
         if not json_out:
             err.print(f"{done} done, {failed} failed")
-    if failed:
-        raise typer.Exit(EXIT_USAGE if done == 0 else EXIT_FAILED)
+    _batch_exit(failed, done)
 
 
 @app.command()
@@ -359,7 +367,7 @@ def sheet(
 def precompute(
     styles: Annotated[list[str], typer.Argument(help="Style images, folders or globs.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the .dinpack files.")] = Path("packs"),
-    mode: Annotated[str, typer.Option("--mode", help="standard or adaptive.")] = "standard",
+    mode: Annotated[str, typer.Option("--mode", help="standard, adaptive or deformable.")] = "standard",
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace packs that already exist.")] = False,
     json_out: JsonOpt = False,
@@ -374,9 +382,7 @@ def precompute(
     failed = written = 0
     with _errors():
         files, problems = expand_inputs(styles)
-        for p in problems:
-            err.print(f"[red]error:[/red] {p}")
-        failed += len(problems)
+        failed += _report(problems)
         if not files:
             raise typer.Exit(EXIT_USAGE)
         st = _stylizer(weights, device, "auto", vgg)
@@ -403,8 +409,7 @@ def precompute(
                 prog.advance(task)
         if not json_out:
             err.print(f"{written} pack(s) written to {out}, {failed} failed")
-    if failed:
-        raise typer.Exit(EXIT_USAGE if written == 0 else EXIT_FAILED)
+    _batch_exit(failed, written)
 
 
 @app.command()
@@ -562,7 +567,7 @@ def eval_cmd(
     weights: WeightsOpt = None,
     size: Annotated[int, typer.Option("--size", help="Long side contents are stylized at.")] = 512,
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
-    mode: Annotated[str, typer.Option("--mode", help="standard or adaptive.")] = "standard",
+    mode: Annotated[str, typer.Option("--mode", help="standard, adaptive or deformable.")] = "standard",
     contents: Annotated[Optional[str], typer.Option("--content-glob", help="Only content files matching this glob (e.g. 'flat_*').")] = None,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
