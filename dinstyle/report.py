@@ -24,6 +24,7 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
         "trained": st.trained,
         "training": st.info.get("trained") or None,
         "config": m.cfg.to_dict(),
+        "modes": ["standard", "adaptive"] + (["deformable"] if m.cfg.deform_kernel else []),
         "parameters": {"content_path": content, "weight_bias_nets": nets,
                        "style_encoder_vgg19": 3_505_728, "total": content + nets + 3_505_728},
         "macs_512": macs,
@@ -59,6 +60,7 @@ def render_info(d: dict, console) -> None:
     state = "[green]trained[/green]" if d["trained"] else "[red]UNTRAINED (outputs are not a real stylization)[/red]"
     t.add_row("model", f"{d['model']}  id {d['model_id']}  {state}")
     t.add_row("weights", str(d["weights"]))
+    t.add_row("modes", ", ".join(d["modes"]) + " (and auto for images)")
     if d.get("training"):
         tr = d["training"]
         t.add_row("training", f"{tr.get('steps')} steps, batch {tr.get('batch_size')}, crop {tr.get('crop')}, "
