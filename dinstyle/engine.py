@@ -466,27 +466,29 @@ class Stylizer:
         for i, msg in enumerate(problems):
             emit(ImageEvent(i, total, msg.split(":")[0], None, "failed", error=msg))
         index = len(problems)
+        # a batch: same size and same resolved style (--mode auto decides per image, once)
         pending: list[tuple[int, Path, Path, LoadedImage]] = []
+        batch_style: list = [None]
 
         def flush() -> None:
             if not pending:
                 return
             t0 = time.perf_counter()
-            outs = self.stylize_resilient([p[3].rgb for p in pending], style, strength=strength,
+            outs = self.stylize_resilient([p[3].rgb for p in pending], batch_style[0], strength=strength,
                                           preserve_color=preserve_color, tile=tile, color_match=color_match)
             per = (time.perf_counter() - t0) / len(pending)
             for (idx, src, dst, img), rgb in zip(pending, outs):
                 t1 = time.perf_counter()
                 try:
                     write_image(dst, rgb, img.alpha)
-                    ran = style.pick(img.rgb).mode if isinstance(style, AutoStyle) else style.mode
                     emit(ImageEvent(idx, total, str(src), str(dst), "done", per + time.perf_counter() - t1,
-                                    (rgb.shape[1], rgb.shape[0]), mode=ran))
+                                    (rgb.shape[1], rgb.shape[0]), mode=batch_style[0].mode))
                 except DinstyleError as e:
                     emit(ImageEvent(idx, total, str(src), str(dst), "failed", error=str(e)))
             pending.clear()
 
         input_set = {f.resolve() for f in files}
+        remove_stale_temps(plan.values())  # what a killed earlier run of this batch left behind
         for src in files:
             dst = plan[src]
             idx, index = index, index + 1
@@ -494,7 +496,6 @@ class Stylizer:
                 emit(ImageEvent(idx, total, str(src), str(dst), "failed",
                                 error=f"{dst}: output would overwrite an input; choose another --out"))
                 continue
-            remove_stale_temps(dst)
             if dst.exists() and not overwrite:
                 emit(ImageEvent(idx, total, str(src), str(dst), "skipped", error="exists (use --overwrite)"))
                 continue
@@ -509,8 +510,11 @@ class Stylizer:
                 img.rgb = resize_rgb(img.rgb, (nw, nh))
                 if img.alpha is not None:
                     img.alpha = resize_rgb(np.repeat(img.alpha[..., None], 3, 2), (nw, nh))[..., 0]
-            if pending and (pending[0][3].rgb.shape != img.rgb.shape or len(pending) >= batch_size):
+            chosen = style.pick(img.rgb) if isinstance(style, AutoStyle) else style
+            if pending and (pending[0][3].rgb.shape != img.rgb.shape or chosen is not batch_style[0]
+                            or len(pending) >= batch_size):
                 flush()
+            batch_style[0] = chosen
             pending.append((idx, src, dst, img))
             if len(pending) >= batch_size:
                 flush()

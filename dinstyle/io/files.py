@@ -46,15 +46,24 @@ def atomic_write_bytes(dest: Path, data: bytes) -> None:
             os.fsync(f.fileno())
 
 
-def remove_stale_temps(dest: Path) -> int:
-    """Delete temp files an interrupted (killed) earlier write of ``dest`` left behind."""
-    dest = Path(dest)
+def remove_stale_temps(dests) -> int:
+    """Delete temp files that interrupted (killed) earlier writes of ``dests`` left behind.
+    Each output folder is listed once, however many outputs it holds."""
+    dests = [Path(dests)] if isinstance(dests, (str, Path)) else [Path(d) for d in dests]
+    by_folder: dict[Path, set[str]] = {}
+    for d in dests:
+        by_folder.setdefault(d.parent, set()).add(d.name)
     n = 0
-    if dest.parent.is_dir():
-        for p in dest.parent.glob(f".{dest.name}.*"):
-            try:
-                p.unlink()
-                n += 1
-            except OSError:
-                pass
+    for folder, names in by_folder.items():
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            rest = p.name[1:]
+            # temp names are ".<output name>.<random><suffix>": try every dot as the end of the name
+            if p.name.startswith(".") and any(rest[:i] in names for i, ch in enumerate(rest) if ch == "."):
+                try:
+                    p.unlink()
+                    n += 1
+                except OSError:
+                    pass
     return n
