@@ -569,6 +569,7 @@ def eval_cmd(
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
     mode: Annotated[str, typer.Option("--mode", help="standard, adaptive or deformable.")] = "standard",
     contents: Annotated[Optional[str], typer.Option("--content-glob", help="Only content files matching this glob (e.g. 'flat_*').")] = None,
+    strength: Annotated[float, typer.Option("--strength", help="Style strength (0 scores the network's plain reconstruction).")] = 1.0,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     device: DeviceOpt = "auto",
@@ -583,7 +584,7 @@ def eval_cmd(
         with _progress(1, not json_out) as prog:
             task = prog.add_task("evaluating", total=None)
             res = evaluate(st, content, style, size=size, style_size=style_size, mode=mode, max_pairs=max_pairs,
-                           content_glob=contents,
+                           content_glob=contents, strength=strength,
                            on_pair=lambda i, n: prog.update(task, completed=i, total=n))
         if json_out:
             typer.echo(json.dumps({"weights": st.info.get("path"), "model_id": st.model_id, "mode": mode,

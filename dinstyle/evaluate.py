@@ -62,7 +62,7 @@ class EvalResult:
 
 def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = 512,
              style_size: int = 256, mode: str = "standard", max_pairs: int | None = None,
-             content_glob: str | None = None,
+             content_glob: str | None = None, strength: float = 1.0,
              on_pair: Callable[[int, int], None] | None = None) -> EvalResult:
     contents = [read_image(p) for p in list_images(content_dir) if not content_glob or p.match(content_glob)]
     if not contents:
@@ -90,7 +90,7 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
                 content_cache[c.path] = st.vgg(_t(c.rgb, dev), taps=("relu4_1",))
         sty, sref, sfeats = styles_cache[spath]
         t0 = time.perf_counter()
-        out = st.stylize([c.rgb], sty)[0]
+        out = st.stylize([c.rgb], sty, strength=strength)[0]
         secs.append(time.perf_counter() - t0)
         rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg, content_cache[c.path], sfeats))
         if on_pair:
