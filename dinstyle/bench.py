@@ -27,12 +27,12 @@ def machine_name(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
-def random_params(model, n: int = 1, device="cpu") -> list[dict]:
+def random_params(model, n: int = 1, device="cpu", mode: str = "standard") -> list[dict]:
     g = torch.Generator().manual_seed(0)
     feats = {t: torch.rand(1, din.weight_net.conv1.in_channels, 16, 16, generator=g) * 50
              for t, din in zip(model.cfg.style_taps, model.dins)}
     with torch.inference_mode():
-        params = model.cpu().style_params(feats)
+        params = model.cpu().style_params(feats, mode)
     return [{k: v.to(device).expand(n, *v.shape[1:]) for k, v in p.items()} for p in params]
 
 
@@ -63,15 +63,18 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(st: Stylizer, sizes: list[str], *, batch: int = 1, repeats: int = 5, onnx: bool = False) -> dict:
+def run_bench(st: Stylizer, sizes: list[str], *, batch: int = 1, repeats: int = 5, onnx: bool = False,
+              mode: str = "standard") -> dict:
     from dinstyle.model.macs import content_path_macs, style_path_macs
 
+    st.check_mode(mode)
     model = st.model
-    macs_c = content_path_macs(model.cpu())
-    macs_s = style_path_macs(model, st.vgg.cpu())
+    macs_c = content_path_macs(model.cpu(), mode=mode)
+    macs_s = style_path_macs(model, st.vgg.cpu(), mode=mode)
     model.to(st.device)
     st.vgg.to(st.device)
-    params = random_params(model, batch, st.device)
+    params = random_params(model, batch, st.device, mode)
+    onnx = onnx and mode == "standard"
     rows = []
     onnx_path = None
     if onnx:
@@ -101,13 +104,14 @@ def run_bench(st: Stylizer, sizes: list[str], *, batch: int = 1, repeats: int = 
     p_content = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("dins."))
     p_nets = sum(p.numel() for n, p in model.named_parameters() if n.startswith("dins."))
     return {"machine": machine_name(st.device), "device": str(st.device), "dtype": str(st.dtype).replace("torch.", ""),
-            "torch": torch.__version__, "model_id": st.model_id,
+            "torch": torch.__version__, "model_id": st.model_id, "mode": mode,
             "params": {"content_path": p_content, "weight_bias_nets": p_nets, "style_encoder": 3_505_728},
             "macs_512": {"content_path": macs_c["total"], "style_path": macs_s["total"]}, "rows": rows}
 
 
 def to_markdown(r: dict) -> str:
-    lines = [f"Machine: {r['machine']} ({r['device']}, {r['dtype']}, torch {r['torch']}); model {r['model_id']}", "",
+    lines = [f"Machine: {r['machine']} ({r['device']}, {r['dtype']}, torch {r['torch']}); model {r['model_id']}, "
+             f"mode {r['mode']}", "",
              f"Parameters: content path {r['params']['content_path']:,}, weight/bias nets "
              f"{r['params']['weight_bias_nets']:,}, style encoder {r['params']['style_encoder']:,}. "
              f"MACs at 512²: content path {r['macs_512']['content_path'] / 1e9:.2f} G, "

@@ -498,6 +498,7 @@ def bench(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 1,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per size (median reported).")] = 5,
     onnx: Annotated[bool, typer.Option("--onnx", help="Also time the exported graph in onnxruntime (CPU).")] = False,
+    mode: Annotated[str, typer.Option("--mode", help="DIN mode to measure: standard, adaptive or deformable.")] = "standard",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results: .json or .md.")] = None,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
@@ -513,7 +514,7 @@ def bench(
             raise OptionError("--batch-size and --repeats must be at least 1")
         st = _stylizer(weights, device, dtype)
         res = run_bench(st, [s.strip() for s in sizes.split(",") if s.strip()], batch=batch_size, repeats=repeats,
-                        onnx=onnx)
+                        onnx=onnx, mode=mode)
         md = to_markdown(res)
         typer.echo(md)
         if out is not None:

@@ -24,7 +24,11 @@ def content_path_macs(model: DinStyleNet, height: int = 512, width: int = 512, m
     counts["encoder"] = fc.get_total_flops() // 2
     with FlopCounterMode(display=False) as fc:
         d = model.apply_din(feats, params)
-    counts["din"] = fc.get_total_flops() // 2 + sum(f.numel() for f in feats)
+    # the fused affine: one multiply-add per element; deformable: one per kernel tap, plus 4 for
+    # each bilinear sample (grid_sample is not counted by FlopCounterMode)
+    taps = model.cfg.deform_kernel**2 if "offset_scale" in params[0] else 1
+    per_element = 1 if taps == 1 else 5 * taps
+    counts["din"] = fc.get_total_flops() // 2 + sum(f.numel() for f in feats) * per_element
     with FlopCounterMode(display=False) as fc:
         model.decoder(d)
     counts["decoder"] = fc.get_total_flops() // 2
