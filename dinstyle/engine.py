@@ -31,7 +31,7 @@ Params = list[dict[str, torch.Tensor]]
 
 DEFAULT_STYLE_SIZE = STYLIZE_DEFAULTS["style_size"]  # the scale the model was trained at (256-px paintings)
 MIN_STYLE_SIDE = 16
-PAD_MARGIN = 8  # replicate-padded border so the network's zero padding never touches the image
+PAD_MARGIN = 24  # replicate-padded border: the zero-padding artefacts of the 1/8-resolution layers stay in it
 TILE_CONTEXT = 96  # context around each tile: covers the network's receptive field, so tiles agree
 AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
 AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}

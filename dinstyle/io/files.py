@@ -29,6 +29,7 @@ def atomic_path(dest: Path, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # writers that recreate the file (safetensors) reset it
         os.replace(tmp_path, dest)
     except OSError as e:
         tmp_path.unlink(missing_ok=True)

@@ -154,6 +154,22 @@ def _preview(path: Path, content: torch.Tensor, style: torch.Tensor, out: torch.
     write_image(path, grid, quality=90)
 
 
+def _batches(loader, stop: dict):
+    """Iterate the loader; a data worker killed along with us (Ctrl-C / SIGTERM to the process
+    group) ends the run like the signal itself: checkpoint and leave, no traceback."""
+    it = iter(loader)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except RuntimeError as e:
+            if "DataLoader worker" not in str(e):
+                raise
+            stop["flag"] = True
+            return
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
           on_event: Callable[[TrainEvent], None] | None = None) -> dict:
     """Train (or continue training) into ``run_dir``. Stops after ``cfg.steps`` total steps, after
@@ -226,7 +242,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     t0, n_img = time.perf_counter(), 0
     try:
         model.train()
-        for batch in loader:
+        for batch in _batches(loader, stop):
             step = batch["step"]
             set_lr(opt, cfg, step)
             content = batch["content"].to(device, non_blocking=True).float().div_(255)
