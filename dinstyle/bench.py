@@ -101,8 +101,8 @@ def run_bench(st: Stylizer, sizes: list[str], *, batch: int = 1, repeats: int = 
 
             row["onnxruntime_seconds"] = time_onnx(onnx_path, h, w, repeats)
         rows.append(row)
-    p_content = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("dins."))
-    p_nets = sum(p.numel() for n, p in model.named_parameters() if n.startswith("dins."))
+    p_content = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("dins.") or "offset_net" in n)
+    p_nets = sum(p.numel() for n, p in model.named_parameters() if n.startswith("dins.") and "offset_net" not in n)
     return {"machine": machine_name(st.device), "device": str(st.device), "dtype": str(st.dtype).replace("torch.", ""),
             "torch": torch.__version__, "model_id": st.model_id, "mode": mode,
             "params": {"content_path": p_content, "weight_bias_nets": p_nets, "style_encoder": 3_505_728},

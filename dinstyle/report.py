@@ -13,8 +13,8 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
 
     st = Stylizer(weights=weights, device=device)
     m = st.model
-    content = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("dins."))
-    nets = sum(p.numel() for n, p in m.named_parameters() if n.startswith("dins."))
+    content = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("dins.") or "offset_net" in n)
+    nets = sum(p.numel() for n, p in m.named_parameters() if n.startswith("dins.") and "offset_net" not in n)
     macs = content_path_macs(m.cpu(), 512, 512)
     m.to(st.device)
     data = {
