@@ -74,11 +74,11 @@ def main() -> None:
                  "-o", str(tmp / f"ss{size}.jpg"), "--overwrite")
         row.append(Image.open(tmp / f"ss{size}.jpg"))
     grid([row], cell=240).save(OUT / "style_size.jpg", quality=90)
-    # 6. standard vs adaptive on clip art
+    # 6. standard vs adaptive vs deformable on clip art
     rows = []
     for clip in ("clipart_1_orso_architetto_francesc_01.png", "clipart_2_leone_architetto_frances_01.png"):
         row = [Image.open(EX / clip)]
-        for mode in ("standard", "adaptive"):
+        for mode in ("standard", "adaptive", "deformable"):
             dinstyle("image", str(EX / clip), "-s", str(EX / PAINTINGS[0]), "--mode", mode, "-o",
                      str(tmp / f"{mode}_{clip}"), "--overwrite")
             row.append(Image.open(tmp / f"{mode}_{clip}"))
