@@ -441,8 +441,8 @@ def train(
     vgg: VggOpt = None,
     steps: Annotated[int, typer.Option("--steps", help="Total steps of the run (sets the schedule).")] = 160_000,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in this call (resume later).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 8,
-    crop: Annotated[int, typer.Option("--crop", help="Random crop size.")] = 256,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step [default: 8; on --resume: the run's, unless given]")] = None,
+    crop: Annotated[Optional[int], typer.Option("--crop", help="Random crop size [default: 256; on --resume: the run's, unless given]")] = None,
     lr: Annotated[float, typer.Option("--lr", help="Adam lr of encoder/decoder (weight/bias nets get 10x).")] = 1e-4,
     style_weight: Annotated[float, typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = 2.0,
     content_weight: Annotated[float, typer.Option("--content-weight")] = 1.0,
@@ -471,7 +471,7 @@ def train(
         if amp not in ("auto", "bf16", "fp16", "none"):
             raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
         cfg = TrainConfig(content_dir=str(content or ""), style_dir=str(style or ""), vgg=str(vgg) if vgg else None,
-                          steps=steps, batch_size=batch_size, crop=crop, lr=lr, style_weight=style_weight,
+                          steps=steps, batch_size=batch_size or 8, crop=crop or 256, lr=lr, style_weight=style_weight,
                           content_weight=content_weight, adaptive_prob=adaptive_prob, deformable_prob=deformable_prob,
                           model=ModelConfig(deform_kernel=deform_kernel),
                           flat_dir=str(flat) if flat else None, flat_prob=flat_prob if flat else 0.0, seed=seed,
@@ -488,7 +488,9 @@ def train(
                 prog.update(task, completed=ev.step, losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}) "
                                                               f"{ev.images_per_s:.1f} img/s")
 
-            last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event)
+            given = {k: v for k, v in (("batch_size", batch_size), ("crop", crop)) if v is not None}
+            last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event,
+                             overrides=given)
         err.print(f"checkpoint at step {last['step']} in {run_dir}")
 
 

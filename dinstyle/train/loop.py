@@ -171,9 +171,10 @@ def _batches(loader, stop: dict):
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
-          on_event: Callable[[TrainEvent], None] | None = None) -> dict:
+          on_event: Callable[[TrainEvent], None] | None = None, overrides: dict | None = None) -> dict:
     """Train (or continue training) into ``run_dir``. Stops after ``cfg.steps`` total steps, after
-    ``max_steps`` more steps, or on SIGINT/SIGTERM, always leaving a checkpoint.
+    ``max_steps`` more steps, or on SIGINT/SIGTERM, always leaving a checkpoint. On resume the run's
+    saved config is kept, except the schedule/machine settings and any ``overrides``.
     Returns the last loss record."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +186,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         saved.steps, saved.device, saved.workers, saved.amp = cfg.steps, cfg.device, cfg.workers, cfg.amp
         saved.checkpoint_every, saved.preview_every, saved.log_every = cfg.checkpoint_every, cfg.preview_every, cfg.log_every
         saved.content_dir, saved.style_dir = cfg.content_dir or saved.content_dir, cfg.style_dir or saved.style_dir
+        for k, v in (overrides or {}).items():  # e.g. larger crops when a run moves to a GPU
+            setattr(saved, k, v)
         cfg = saved
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
