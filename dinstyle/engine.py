@@ -178,6 +178,8 @@ class Stylizer:
         if mode != "auto":
             return self.load_style(specs, mode=mode, style_size=style_size)
         specs = list(specs)
+        if any(is_pack(parse_style_arg(str(s)).path) for s in specs):
+            raise OptionError("--mode auto needs style images: a style pack holds one mode (use --mode with it)")
         std = self.load_style(specs, mode="standard", style_size=style_size)
         return AutoStyle(standard=std, adaptive=self.load_style(specs, mode="adaptive", style_size=style_size),
                          label=std.label)

@@ -62,3 +62,14 @@ def test_deformable_mode_end_to_end_with_pack(tmp_path, images, vgg):
     r = runner.invoke(app, ["image", str(photo), "-s", str(style), "--mode", "standard", "-o", str(tmp_path / "c.png"),
                             "--style-size", "48", *base])
     assert np.abs(np.asarray(Image.open(tmp_path / "c.png")).astype(int) - a).mean() > 0.5  # the modes differ
+
+
+def test_mode_auto_with_a_pack_is_a_clear_error(tmp_path, images, tiny_weights):
+    runner = CliRunner()
+    style = images("s.png", (48, 48))
+    r = runner.invoke(app, ["precompute", str(style), "-o", str(tmp_path / "p"), "-w", str(tiny_weights),
+                            "--style-size", "48"])
+    assert r.exit_code == 0
+    r = runner.invoke(app, ["image", str(images("c.png")), "-s", str(tmp_path / "p" / "s.dinpack"), "--mode", "auto",
+                            "-w", str(tiny_weights), "-o", str(tmp_path / "o.png")])
+    assert r.exit_code == 2 and "needs style images" in r.stderr and not (tmp_path / "o.png").exists()
