@@ -78,10 +78,12 @@ def _show_warnings(caught) -> None:
         err.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
 
 
-def _report(problems: list[str]) -> int:
-    """Print one error line per problem; return how many."""
+def _report(problems: list[str], files: list | None = None) -> int:
+    """Print one error line per problem and return how many; exit 2 if ``files`` is given but empty."""
     for p in problems:
         err.print(f"[red]error:[/red] {p}", soft_wrap=True)
+    if files is not None and not files:
+        raise typer.Exit(EXIT_USAGE)
     return len(problems)
 
 
@@ -208,9 +210,7 @@ def video(
     failed = written = 0
     with _errors():
         files, problems = list_videos(paths)
-        failed += _report(problems)
-        if not files:
-            raise typer.Exit(EXIT_USAGE)
+        failed += _report(problems, files)
         st = _stylizer(weights, device, dtype, vgg)
         from dinstyle.io.video import is_video, read_video
 
@@ -382,9 +382,7 @@ def precompute(
     failed = written = 0
     with _errors():
         files, problems = expand_inputs(styles)
-        failed += _report(problems)
-        if not files:
-            raise typer.Exit(EXIT_USAGE)
+        failed += _report(problems, files)
         st = _stylizer(weights, device, "auto", vgg)
         st.check_mode(mode)
         with _progress(len(files), len(files) > 1 and not json_out) as prog:

@@ -40,13 +40,3 @@ def match_colors(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     out = (s - ms) @ a.T + mt
     return np.clip(out + 0.5, 0, 255).astype(np.uint8).reshape(source.shape)
 
-
-def flat_fraction(rgb: np.ndarray, window: int = 5, threshold: float = 2.0) -> float:
-    """Share of pixels inside uniform regions: local (window x window) grey-level std below
-    ``threshold``. Clip art, logos and UI screenshots score high (> 0.5); photos low."""
-    import cv2
-
-    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    mean = cv2.blur(g, (window, window))
-    var = cv2.blur(g * g, (window, window)) - mean * mean
-    return float((var < threshold**2).mean())

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 FORMAT_VERSION = 1
 

@@ -85,7 +85,7 @@ class AutoStyle:
     mode: str = "auto"
 
     def pick(self, rgb: np.ndarray) -> Style:
-        from dinstyle.color import flat_fraction
+        from dinstyle.metrics import flat_fraction
 
         return self.adaptive if flat_fraction(rgb) > AUTO_FLAT_FRACTION else self.standard
 

@@ -30,6 +30,12 @@ def local_std(rgb: np.ndarray, window: int = 5) -> np.ndarray:
     return np.sqrt(np.maximum(cv2.blur(g * g, (window, window)) - mean * mean, 0))
 
 
+def flat_fraction(rgb: np.ndarray, threshold: float = 2.0) -> float:
+    """Share of pixels inside uniform regions (5x5 grey-level std below ``threshold``). Clip art,
+    logos and UI screenshots score high (> 0.5); photos low. Used by --mode auto."""
+    return float((local_std(rgb) < threshold).mean())
+
+
 def flat_output_fraction(output: np.ndarray, content: np.ndarray, threshold: float = 2.0) -> float:
     """Among pixels in uniform regions of the content (local std < threshold), the share that
     stay near-constant in the output: the flat patches standard DIN leaves on clip art.
@@ -60,14 +66,14 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -
     flicker: mean absolute change of the output's mean luma between frames, minus the input's.
     """
     errs, flick_out, flick_in = [], [], []
-    prev_in = prev_out = None
+    g_prev = prev_out = None
+    prev_lum_out = 0.0
     for fin, fout in zip(inputs, outputs):
         if fout.shape[:2] != fin.shape[:2]:
             fout = cv2.resize(fout, (fin.shape[1], fin.shape[0]), interpolation=cv2.INTER_AREA)
         gin = cv2.cvtColor(fin, cv2.COLOR_RGB2GRAY)
         lum_out = float(cv2.cvtColor(fout, cv2.COLOR_RGB2GRAY).mean())
-        if prev_in is not None:
-            g_prev = cv2.cvtColor(prev_in, cv2.COLOR_RGB2GRAY)
+        if g_prev is not None:
             if np.array_equal(gin, g_prev):  # no motion: skip the estimator's sub-pixel noise
                 bwd = fwd = np.zeros((*gin.shape, 2), np.float32)
             else:
@@ -83,7 +89,7 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -
             errs.append(float(diff[mask].mean()) if mask.any() else 0.0)
             flick_out.append(abs(lum_out - prev_lum_out))
             flick_in.append(abs(float(gin.mean()) - float(g_prev.mean())))
-        prev_in, prev_out, prev_lum_out = fin, fout, lum_out
+        g_prev, prev_out, prev_lum_out = gin, fout, lum_out  # each frame converted to grey once
     n = len(errs)
     return {"pairs": n, "warping_error": float(np.mean(errs)) if n else 0.0,
             "flicker": float(np.mean(flick_out) - np.mean(flick_in)) if n else 0.0,

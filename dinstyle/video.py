@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dinstyle.engine import StatsSmoother, Style, Stylizer
-from dinstyle.errors import DinstyleError, InputError, OptionError, OutputError
+from dinstyle.errors import InputError, OptionError, OutputError
 from dinstyle.io.files import remove_stale_temps
 from dinstyle.io.video import VIDEO_EXTS, VideoWriter, even_size, pad_even, read_video
 
@@ -152,35 +152,33 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
     t0 = time.perf_counter()
     done = 0
     total = info.frames_estimate
-    try:
-        with VideoWriter(dest, even_size(w, h), info.fps, audio_from=src if info.audio_codec else None,
-                         audio_codec=info.audio_codec, codec=codec, crf=crf) as writer:
-            sink = _Sink(lambda fr: writer.write(pad_even(fr)), maxsize=2 * bs + 2)
-            try:
+    with VideoWriter(dest, even_size(w, h), info.fps, audio_from=src if info.audio_codec else None,
+                     audio_codec=info.audio_codec, codec=codec, crf=crf) as writer:
+        sink = _Sink(lambda fr: writer.write(pad_even(fr)), maxsize=2 * bs + 2)
+
+        def run(batch: list) -> int:
+            for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
+                                          stats_hook=smoother, masks=masks_for(len(batch))):
+                sink.put(o)
+            return len(batch)
+
+        try:
+            batch = []
+            for frame in _prefetch(frames, 2 * bs + 2, stop):
+                batch.append(frame)
+                if len(batch) < bs:
+                    continue
+                done += run(batch)
                 batch = []
-                for frame in _prefetch(frames, 2 * bs + 2, stop):
-                    batch.append(frame)
-                    if len(batch) < bs:
-                        continue
-                    for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
-                                                  stats_hook=smoother, masks=masks_for(len(batch))):
-                        sink.put(o)
-                    done += len(batch)
-                    batch = []
-                    if on_progress:
-                        on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
-                if batch:
-                    for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
-                                                  stats_hook=smoother, masks=masks_for(len(batch))):
-                        sink.put(o)
-                    done += len(batch)
-            finally:
-                stop.set()
-                sink.close()
-    except DinstyleError as e:
-        if done == 0 and isinstance(e, InputError) and "no frames" in str(e):
-            raise InputError(f"{src}: the video has no frames") from None
-        raise
+                if on_progress:
+                    on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
+            if batch:
+                done += run(batch)
+        finally:
+            stop.set()
+            sink.close()
+        if done == 0:  # raised inside the block, so the writer removes its temp file
+            raise InputError(f"{src}: the video has no frames")
     secs = time.perf_counter() - t0
     if on_progress:
         on_progress(VideoProgress(done, done, done / max(secs, 1e-9)))

@@ -5,7 +5,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from dinstyle.cli import app
-from dinstyle.color import flat_fraction
+from dinstyle.metrics import flat_fraction
 
 
 def _flat(path):

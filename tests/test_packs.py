@@ -6,7 +6,6 @@ import torch
 
 from dinstyle.engine import Stylizer, parse_style_arg
 from dinstyle.errors import CheckpointError, OptionError
-from dinstyle.packs import load_pack
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,19 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from dinstyle.errors import OutputError
+from dinstyle.errors import InputError, OutputError
+
+
+def check_input_file(path: Path, kind: str) -> Path:
+    """Raise InputError unless ``path`` is an existing, non-empty file (``kind``: "image", "video")."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    return path
 
 
 _UMASK = os.umask(0)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dinstyle.errors import InputError, OptionError
-from dinstyle.io.files import atomic_path
+from dinstyle.io.files import atomic_path, check_input_file
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 FORMAT_BY_EXT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
@@ -59,13 +59,7 @@ def _to_uint8_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Decode an image file; raises InputError with a one-line reason on any problem."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected an image file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
+    path = check_input_file(path, "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -16,7 +16,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from dinstyle.errors import InputError, OptionError, OutputError
-from dinstyle.io.files import atomic_path
+from dinstyle.io.files import atomic_path, check_input_file
 
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts"}
 COPYABLE_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus"}  # into .mp4/.mov without re-encoding
@@ -57,13 +57,7 @@ def _scale_filter(max_size: int | None) -> list[str]:
 
 def read_video(path: str | Path, max_size: int | None = None) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     """Open a video: (info, frame iterator of (H, W, 3) uint8). InputError on anything unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, expected a video file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file")
+    path = check_input_file(path, "video")
     try:
         gen = imageio_ffmpeg.read_frames(str(path), output_params=_scale_filter(max_size))
         meta = next(gen)

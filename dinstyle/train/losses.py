@@ -6,7 +6,6 @@ the style weight on about the same footing as AdaIN's / MicroAST's with the norm
 """
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
 from dinstyle.config import VGG_TAP_SCALE, VGG_TAPS
@@ -29,6 +28,3 @@ def style_loss(out_feats: dict[str, Tensor], style_feats: dict[str, Tensor], tap
         total = total + term / VGG_TAP_SCALE[t] ** 2
     return total
 
-
-def mse(a: Tensor, b: Tensor) -> Tensor:
-    return F.mse_loss(a.float(), b.float())
