@@ -441,14 +441,15 @@ def train(
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in this call (resume later).")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step [default: 8; on --resume: the run's, unless given]")] = None,
     crop: Annotated[Optional[int], typer.Option("--crop", help="Random crop size [default: 256; on --resume: the run's, unless given]")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="Adam lr of encoder/decoder (weight/bias nets get 10x).")] = 1e-4,
-    style_weight: Annotated[float, typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = 2.0,
-    content_weight: Annotated[float, typer.Option("--content-weight")] = 1.0,
-    adaptive_prob: Annotated[float, typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode.")] = 0.15,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam lr of encoder/decoder (weight/bias nets get 10x) [default: 1e-4]")] = None,
+    style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss (content weight 1) [default: 2]")] = None,
+    content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="[default: 1]")] = None,
+    adaptive_prob: Annotated[Optional[float], typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode [default: 0.15]")] = None,
     deform_kernel: Annotated[int, typer.Option("--deform-kernel", help="Give the model deformable DIN layers with this k x k kernel (0 = none).")] = 0,
-    deformable_prob: Annotated[float, typer.Option("--deformable-prob", help="Share of steps trained in the deformable mode.")] = 0.0,
+    deformable_prob: Annotated[Optional[float], typer.Option("--deformable-prob", help="Share of steps trained in the deformable mode [default: 0]")] = None,
     flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour images mixed into the content stream.")] = None,
-    flat_prob: Annotated[float, typer.Option("--flat-prob")] = 0.1,
+    flat_prob: Annotated[Optional[float], typer.Option("--flat-prob", help="Share of flat images in the content stream [default: 0.1 with --flat]")] = None,
+    adaptive_flat_prob: Annotated[Optional[float], typer.Option("--adaptive-flat-prob", help="Share of flat images in adaptive-mode steps [default: --flat-prob]")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Data-loading processes.")] = 2,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 500,
     preview_every: Annotated[int, typer.Option("--preview-every")] = 500,
@@ -456,7 +457,10 @@ def train(
     device: DeviceOpt = "auto",
     amp: Annotated[str, typer.Option("--amp", help="auto (bf16 on GPU), bf16, fp16, none.")] = "auto",
 ) -> None:
-    """Train MobileNet-DIN (content + BN-statistics style loss on VGG-19); resumable."""
+    """Train MobileNet-DIN (content + BN-statistics style loss on VGG-19); resumable.
+
+    On --resume the run's own settings are kept; options given explicitly (crop, batch size, lr,
+    loss weights, mode and flat-image shares, --flat) replace them from then on."""
     with _errors():
         from dinstyle.config import ModelConfig, TrainConfig
         from dinstyle.errors import OptionError
@@ -468,11 +472,22 @@ def train(
             raise OptionError("give --content DIR and --style DIR (or --resume RUN_DIR)")
         if amp not in ("auto", "bf16", "fp16", "none"):
             raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
+        given = {k: v for k, v in (("batch_size", batch_size), ("crop", crop), ("lr", lr), ("style_weight", style_weight),
+                                   ("content_weight", content_weight), ("adaptive_prob", adaptive_prob),
+                                   ("deformable_prob", deformable_prob), ("flat_prob", flat_prob),
+                                   ("adaptive_flat_prob", adaptive_flat_prob),
+                                   ("flat_dir", str(flat) if flat else None)) if v is not None}
+        defaults = TrainConfig()
         cfg = TrainConfig(content_dir=str(content or ""), style_dir=str(style or ""), vgg=str(vgg) if vgg else None,
-                          steps=steps, batch_size=batch_size or 8, crop=crop or 256, lr=lr, style_weight=style_weight,
-                          content_weight=content_weight, adaptive_prob=adaptive_prob, deformable_prob=deformable_prob,
+                          steps=steps, batch_size=batch_size or 8, crop=crop or 256, lr=lr or defaults.lr,
+                          style_weight=defaults.style_weight if style_weight is None else style_weight,
+                          content_weight=defaults.content_weight if content_weight is None else content_weight,
+                          adaptive_prob=0.15 if adaptive_prob is None else adaptive_prob,
+                          deformable_prob=deformable_prob or 0.0,
                           model=ModelConfig(deform_kernel=deform_kernel),
-                          flat_dir=str(flat) if flat else None, flat_prob=flat_prob if flat else 0.0, seed=seed,
+                          flat_dir=str(flat) if flat else None,
+                          flat_prob=(0.1 if flat_prob is None else flat_prob) if flat else 0.0,
+                          adaptive_flat_prob=adaptive_flat_prob, seed=seed,
                           workers=workers, checkpoint_every=checkpoint_every, preview_every=preview_every,
                           device=device, amp=amp)
         run_dir = resume or out
@@ -486,7 +501,6 @@ def train(
                 prog.update(task, completed=ev.step, losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}) "
                                                               f"{ev.images_per_s:.1f} img/s")
 
-            given = {k: v for k, v in (("batch_size", batch_size), ("crop", crop)) if v is not None}
             last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event,
                              overrides=given)
         err.print(f"checkpoint at step {last['step']} in {run_dir}")
@@ -568,36 +582,42 @@ def eval_cmd(
     weights: WeightsOpt = None,
     size: Annotated[int, typer.Option("--size", help="Long side contents are stylized at.")] = 512,
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
-    mode: Annotated[str, typer.Option("--mode", help="standard, adaptive or deformable.")] = "standard",
+    mode: Annotated[str, typer.Option("--mode", help="standard, adaptive or deformable; several comma-separated (standard,adaptive) compare modes on the same pairs.")] = "standard",
     contents: Annotated[Optional[str], typer.Option("--content-glob", help="Only content files matching this glob (e.g. 'flat_*').")] = None,
     strength: Annotated[float, typer.Option("--strength", help="Style strength (0 scores the network's plain reconstruction).")] = 1.0,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (a list under \"modes\" when several modes are compared).")] = False,
     device: DeviceOpt = "auto",
     vgg: VggOpt = None,
 ) -> None:
-    """Stylize every content x style pair; report style loss, content loss, SSIM and seconds per image."""
+    """Stylize every content x style pair; report style loss, content loss, SSIM, the share of
+    uniform input pixels left flat, and seconds per image — per DIN mode."""
     with _errors():
         from dinstyle.evaluate import evaluate
 
         st = _stylizer(weights, device, "auto", vgg)
-        st.check_mode(mode)
+        modes = [st.check_mode(m.strip()) for m in mode.split(",") if m.strip()]
+        rows = []
         with _progress(1, not json_out) as prog:
-            task = prog.add_task("evaluating", total=None)
-            res = evaluate(st, content, style, size=size, style_size=style_size, mode=mode, max_pairs=max_pairs,
-                           content_glob=contents, strength=strength,
-                           on_pair=lambda i, n: prog.update(task, completed=i, total=n))
+            for m in modes:
+                task = prog.add_task(f"evaluating {m}", total=None)
+                res = evaluate(st, content, style, size=size, style_size=style_size, mode=m, max_pairs=max_pairs,
+                               content_glob=contents, strength=strength,
+                               on_pair=lambda i, n, task=task: prog.update(task, completed=i, total=n))
+                rows.append({"weights": st.info.get("path"), "model_id": st.model_id, "mode": m,
+                             "size": size, "style_size": style_size, **res.to_dict()})
         if json_out:
-            typer.echo(json.dumps({"weights": st.info.get("path"), "model_id": st.model_id, "mode": mode,
-                                   "size": size, "style_size": style_size, **res.to_dict()}, indent=2))
+            typer.echo(json.dumps(rows[0] if len(rows) == 1 else {"modes": rows}, indent=2))
         else:
             from rich.table import Table
 
-            t = Table(title=f"dinstyle eval ({res.pairs} pairs, model {st.model_id}, mode {mode})")
-            for col in ("style loss", "content loss", "SSIM", "flat kept flat", "s / image"):
+            t = Table(title=f"dinstyle eval ({rows[0]['pairs']} pairs, model {st.model_id})")
+            for col in ("mode", "style loss", "content loss", "SSIM", "flat kept flat", "s / image"):
                 t.add_column(col, justify="right")
-            t.add_row(f"{res.style_loss:.3f}", f"{res.content_loss:.3f}", f"{res.ssim:.3f}", f"{res.flat_const:.3f}",
-                      f"{res.seconds_per_image:.3f}")
+            for r in rows:
+                flat = "n/a" if r["flat_const"] is None else f"{r['flat_const']:.3f}"
+                t.add_row(r["mode"], f"{r['style_loss']:.3f}", f"{r['content_loss']:.3f}", f"{r['ssim']:.3f}", flat,
+                          f"{r['seconds_per_image']:.3f}")
             Console().print(t)
 
 

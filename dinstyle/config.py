@@ -30,7 +30,9 @@ class ModelConfig:
     style_taps: tuple[str, str, str] = ("relu2_1", "relu3_1", "relu4_1")
     param_hidden: int = 64  # width of the weight/bias nets
     kernel_size: int = 1  # dynamic kernel: depthwise k x k (1 = the paper's default)
-    adaptive_grid: int = 8  # kernel grid of the spatially-adaptive mode
+    # Spatially-adaptive mode: the weight/bias maps keep the style's detail finer than this many
+    # positions (coarser layout dropped) and are mirror-tiled over the content.
+    adaptive_window: int = 9
     deform_kernel: int = 0  # k of the deformable mode's k x k kernel (0 = no deformable layers)
     eps: float = 1e-5
 
@@ -40,10 +42,11 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+        unknown = set(d) - names - {"adaptive_grid"}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         d = dict(d)
+        d.pop("adaptive_grid", None)  # the 8x8 kernel grid of format 1.0; replaced by adaptive_window
         for k in ("widths", "style_taps"):
             if k in d:
                 d[k] = tuple(d[k])
@@ -67,6 +70,7 @@ class TrainConfig:
     deformable_prob: float = 0.0  # share of steps trained in the deformable mode (needs model.deform_kernel)
     flat_dir: str | None = None  # optional flat-colour images mixed into the content stream
     flat_prob: float = 0.0
+    adaptive_flat_prob: float | None = None  # share of flat images in adaptive-mode steps (None: flat_prob)
     seed: int = 0
     workers: int = 2
     checkpoint_every: int = 500

@@ -431,7 +431,7 @@ class Stylizer:
         for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tiles:
             with self._autocast():
                 y = self.model(self._to_tensor(padded[None, cy0:cy1, cx0:cx1]), style.params, strength=strength,
-                               stats=stats)
+                               stats=stats, origin=(cy0, cx0))
             out[y0:y1, x0:x1] = self._to_uint8(y[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0])[0]
         return np.ascontiguousarray(out[top:top + h, left:left + w])
 

@@ -39,7 +39,15 @@ def flat_fraction(rgb: np.ndarray, threshold: float = 2.0) -> float:
 def flat_output_fraction(output: np.ndarray, content: np.ndarray, threshold: float = 2.0) -> float:
     """Among pixels in uniform regions of the content (local std < threshold), the share that
     stay near-constant in the output: the flat patches standard DIN leaves on clip art.
+
+    Both images are first averaged over 2x2 pixel blocks: the network's pixel-shuffle output may
+    alternate by a few grey levels between neighbouring pixels, which nobody sees as texture (at
+    full resolution that pattern alone would count a visibly flat patch as textured).
     NaN when the content has no uniform region."""
+    h, w = content.shape[:2]
+    size = (max(1, w // 2), max(1, h // 2))
+    content = cv2.resize(content, size, interpolation=cv2.INTER_AREA)
+    output = cv2.resize(output, size, interpolation=cv2.INTER_AREA)
     flat_in = local_std(content) < threshold
     if not flat_in.any():
         return float("nan")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -113,7 +114,10 @@ def check_pack(pack: StylePack, path: str | Path, model_id: str, expected: Param
         if set(p) != set(e):
             raise CheckpointError(f"{path}: layer {i} holds {sorted(p)}, the model expects {sorted(e)}")
         for k in e:
-            if tuple(p[k].shape) != tuple(e[k].shape):
+            got, want = tuple(p[k].shape), tuple(e[k].shape)
+            if pack.mode == "adaptive":  # the maps' size follows the style image's size
+                got, want = got[:2] + (len(got),), want[:2] + (len(want),)
+            if got != want:
                 raise CheckpointError(f"{path}: layer {i} {k} has shape {tuple(p[k].shape)}, expected {tuple(e[k].shape)}")
 
 
@@ -124,5 +128,13 @@ def blend_params(items: list[tuple[Params, float]]) -> Params:
         raise ValueError("style weights must be positive")
     out = []
     for layer in range(len(items[0][0])):
-        out.append({k: sum(p[layer][k] * (w / total) for p, w in items) for k in items[0][0][layer]})
+        first = items[0][0][layer]
+        out.append({k: sum(_fit(p[layer][k], first[k]) * (w / total) for p, w in items) for k in first})
     return out
+
+
+def _fit(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Spatially-adaptive maps of styles with other aspect ratios are resized to the first one's."""
+    if t.dim() == 4 and t.shape[-2:] != like.shape[-2:]:
+        return F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return t

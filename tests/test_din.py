@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dinstyle.model.din import DynamicInstanceNorm, ParamNet, calc_mean_std, din_affine, din_conv
+from dinstyle.model.din import DynamicInstanceNorm, ParamNet, calc_mean_std, din_affine, din_conv, mirror_tile
 
 
 def test_mean_std_matches_var_mean():
@@ -49,7 +49,7 @@ def test_param_net_accepts_any_style_size(hw):
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_din_layer_modes_shapes(k):
-    layer = DynamicInstanceNorm(8, 16, 8, kernel_size=k, adaptive_grid=4)
+    layer = DynamicInstanceNorm(8, 16, 8, kernel_size=k, adaptive_window=3)
     style = torch.randn(2, 16, 9, 7)
     x = torch.randn(2, 8, 15, 21)
     for mode in ("standard", "adaptive"):
@@ -61,10 +61,10 @@ def test_din_layer_modes_shapes(k):
 
 def test_adaptive_mode_is_not_flat_on_constant_input():
     torch.manual_seed(0)
-    layer = DynamicInstanceNorm(8, 16, 8, adaptive_grid=4)
+    layer = DynamicInstanceNorm(8, 16, 8, adaptive_window=3)
     torch.nn.init.normal_(layer.bias_net.conv2.weight, std=0.5)
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 20), torch.linspace(0, 1, 20), indexing="ij")
-    style = torch.stack([xx, yy] * 8)[None]  # a style whose statistics vary across the image
+    style = torch.stack([torch.sin(xx * 40), torch.cos(yy * 30)] * 8)[None]  # a textured style
     x = torch.full((1, 8, 24, 24), 0.7)  # a constant-colour region
     std_standard = layer(x, layer.predict(style, "standard")).std(dim=(2, 3))
     std_adaptive = layer(x, layer.predict(style, "adaptive")).std(dim=(2, 3))
@@ -95,3 +95,26 @@ def test_deformable_offsets_move_the_samples():
     xn = F.instance_norm(x, eps=1e-5)
     assert torch.allclose(out[..., :-1], xn[..., 1:], atol=1e-5)
     assert torch.allclose(out[..., -1], torch.zeros_like(out[..., -1]), atol=1e-6)
+
+
+def test_mirror_tiling_is_seamless_and_continues_across_tiles():
+    m = torch.arange(5.0).view(1, 1, 1, 5).expand(1, 1, 3, 5)
+    row = mirror_tile(m, (3, 12))[0, 0, 0].tolist()
+    assert row == [0, 1, 2, 3, 4, 3, 2, 1, 0, 1, 2, 3]  # mirrored, never a jump
+    m2 = torch.randn(2, 3, 7, 6)
+    whole = mirror_tile(m2, (20, 30))
+    left, right = mirror_tile(m2, (20, 13)), mirror_tile(m2, (20, 17), origin=(0, 13))
+    assert torch.equal(torch.cat([left, right], 3), whole)
+    assert torch.equal(mirror_tile(torch.ones(1, 2, 1, 1) * 3, (4, 5)), torch.full((1, 2, 4, 5), 3.0))
+
+
+def test_adaptive_maps_average_to_the_standard_parameters():
+    torch.manual_seed(1)
+    layer = DynamicInstanceNorm(8, 16, 8)
+    torch.nn.init.normal_(layer.weight_net.conv2.weight, std=0.3)
+    style = torch.randn(2, 16, 24, 20)
+    std, ada = layer.predict(style, "standard"), layer.predict(style, "adaptive")
+    assert ada["weight"].shape == (2, 8, 20, 16)  # one kernel per style position (border trimmed)
+    assert torch.allclose(ada["weight"].mean((2, 3)), std["weight"], atol=1e-5)
+    assert torch.allclose(ada["bias"].mean((2, 3)), std["bias"], atol=1e-5)
+    assert ada["weight"].std((2, 3)).min() > 1e-2  # and the detail is kept

@@ -39,6 +39,17 @@ def test_adaptive_pack_keeps_its_mode(st, images, tmp_path):
         st.load_style([path], mode="standard")
 
 
+def test_adaptive_maps_follow_the_style_shape_and_blend(st, images, tmp_path):
+    wide = images("wide.png", (96, 48), seed=5)
+    tall = images("tall.png", (40, 80), seed=6)
+    path = st.make_pack(wide, mode="adaptive", style_size=96).save(tmp_path / "w.dinpack")
+    style = st.load_style([path])  # map shape differs from the model's probe shape: accepted
+    assert style.params[0]["weight"].shape[-2:] != (4, 4)
+    blend = st.load_style([f"{wide}:0.5", f"{tall}:0.5"], mode="adaptive", style_size=80)
+    out = st.stylize([_content(size=(70, 50))], blend)[0]
+    assert out.shape == (50, 70, 3)
+
+
 def test_pack_from_other_model_is_refused(st, images, tmp_path):
     pack = st.make_pack(images("s.png", (32, 32)), style_size=32)
     pack.model_id = "0123456789abcdef"

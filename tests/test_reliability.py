@@ -154,3 +154,26 @@ def test_tiny_images_work(tmp_path, images, tiny_weights):
                  "-o", tmp_path / f"o{size[0]}x{size[1]}.png", "--style-size", "32")
         assert r.exit_code == 0, r.output
         assert Image.open(tmp_path / f"o{size[0]}x{size[1]}.png").size == size
+
+
+def test_ctrl_c_mid_batch_prints_a_summary_and_exits_130(tmp_path, images, tiny_weights):
+    for i in range(12):
+        images(f"in/img{i:02d}.png", (320, 240), seed=i)
+    style = images("style.png", (48, 48), seed=99)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "out"
+    p = subprocess.Popen(_cmd(tmp_path / "in", style, tiny_weights, out), env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("img*.png"))) < 2:
+        time.sleep(0.02)
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "interrupted:" in stderr and "written" in stderr and "run the same command again" in stderr
+    assert "Traceback" not in stderr
+    written = sorted(out.glob("img*.png"))
+    assert 0 < len(written) < 12
+    for f in written:
+        Image.open(f).load()
+    assert not list(out.glob(".*"))  # no temp file left behind

@@ -21,9 +21,10 @@ def _photo(w, h, seed=0):
     return np.clip(img + rng.integers(-25, 25, img.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("size,tile", [((300, 220), 64), ((257, 131), 96)])
-def test_tiled_matches_untiled(st, images, size, tile):
-    style = st.load_style([images("s.png", (48, 48), seed=3)], style_size=48)
+@pytest.mark.parametrize("size,tile,mode", [((300, 220), 64, "standard"), ((257, 131), 96, "standard"),
+                                            ((300, 220), 64, "adaptive")])
+def test_tiled_matches_untiled(st, images, size, tile, mode):
+    style = st.load_style([images("s.png", (48, 48), seed=3)], style_size=48, mode=mode)
     img = _photo(*size)
     whole = st.stylize([img], style, tile=0)[0].astype(int)
     tiled = st.stylize([img], style, tile=tile)[0].astype(int)

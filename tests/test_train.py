@@ -57,6 +57,39 @@ def test_resume_reproduces_the_next_step_exactly(tmp_path, data):
     assert [r["step"] for r in log] == [1, 2, 3]
 
 
+def test_resume_overrides_change_the_run_from_then_on(tmp_path, data, images):
+    for i in range(2):
+        images(f"flat/{i}.png", (40, 40), seed=20 + i)
+    train(_cfg(data), tmp_path / "r", max_steps=1)
+    overrides = {"lr": 5e-4, "adaptive_prob": 1.0, "adaptive_flat_prob": 1.0, "flat_dir": str(tmp_path / "flat")}
+    train(_cfg(data), tmp_path / "r", resume=True, max_steps=1, overrides=overrides)
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert {k: saved[k] for k in overrides} == overrides
+    log = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["mode"] == "adaptive" and log[-1]["lr"] == pytest.approx(5e-4 / (1 + 5e-5 * 1), rel=1e-3)
+
+
+def test_adaptive_steps_draw_flat_content_at_their_own_rate(tmp_path, data):
+    from PIL import Image
+
+    from dinstyle.train.data import StepBatches
+
+    (tmp_path / "flat").mkdir()
+    flat = []
+    for i, colour in enumerate([(255, 0, 0), (0, 90, 200)]):  # uniform images: a crop's std is 0
+        flat.append(tmp_path / "flat" / f"{i}.png")
+        Image.new("RGB", (40, 40), colour).save(flat[-1])
+    content = [data[0] / f"{i}.png" for i in range(3)]
+
+    def uniform_crops(adaptive_prob):
+        b = StepBatches(content, content, 16, 32, 0, flat=flat, flat_prob=0.0, adaptive_prob=adaptive_prob,
+                        adaptive_flat_prob=1.0)[0]
+        return b["mode"], sum(bool(c.float().std((1, 2)).max() == 0) for c in b["content"])
+
+    assert uniform_crops(1.0) == ("adaptive", 16)  # adaptive steps: all flat
+    assert uniform_crops(0.0) == ("standard", 0)  # other steps: flat_prob (0 here)
+
+
 def test_export_then_load_gives_the_same_outputs(tmp_path, data, images):
     from dinstyle.engine import Stylizer
 
@@ -100,6 +133,15 @@ def test_eval_cli_json(tmp_path, images, tiny_weights):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["pairs"] == 4 and 0 < res["ssim"] <= 1 and res["style_loss"] > 0 and len(res["per_style"]) == 2
+    args = ["eval", "--content", str(tmp_path / "ec"), "--style", str(tmp_path / "es"), "-w", str(tiny_weights),
+            "--size", "64", "--style-size", "48", "--json"]
+    r = CliRunner().invoke(app, args + ["--mode", "standard,adaptive"])
+    assert r.exit_code == 0, r.output
+    both = json.loads(r.stdout)["modes"]
+    assert [m["mode"] for m in both] == ["standard", "adaptive"] and all(m["pairs"] == 4 for m in both)
+    assert both[0]["style_loss"] == pytest.approx(res["style_loss"])
+    r = CliRunner().invoke(app, args + ["--mode", "standard,swirly"])
+    assert r.exit_code == 2 and "swirly" in r.output
 
 
 def test_two_process_ddp_training_on_cpu(tmp_path, data):
@@ -130,3 +172,11 @@ def test_flat_output_fraction_ranks_flat_outputs():
     textured = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
     assert flat_output_fraction(textured, content) < 0.1
     assert np.isnan(flat_output_fraction(textured, textured))
+    # a one-pixel checkerboard of a few levels (pixel-shuffle residue) still reads as flat
+    checker = content.copy()
+    checker[::2, ::2] += 6
+    checker[1::2, 1::2] += 6
+    assert flat_output_fraction(checker, content) == 1.0
+    stripes = content.copy()  # strokes a few pixels wide do not
+    stripes[:, (np.arange(40) // 4) % 2 == 1] -= 60
+    assert flat_output_fraction(stripes, content) < 0.2

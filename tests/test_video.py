@@ -203,3 +203,16 @@ def test_mask_video_moves_the_regions(tmp_path, tiny_weights):
         da = np.abs(frames[i] - st.stylize([fr], sa)[0]).mean()
         db = np.abs(frames[i] - st.stylize([fr], sb)[0]).mean()
         assert (da < db) if i < 3 else (db < da), (i, da, db)
+
+
+def test_video_with_frames_over_the_size_limit_is_refused(tmp_path, style, tiny_weights, monkeypatch):
+    import dinstyle.io.video as vio
+
+    src = make_clip(tmp_path / "big.mp4", n=4, size=(64, 48))
+    monkeypatch.setattr(vio, "MAX_VIDEO_PIXELS", 64 * 48 - 1)  # as if the clip declared 9000x9000 frames
+    r = run("video", src, "-s", style, "-w", tiny_weights, "-o", tmp_path / "out", "--style-size", "48")
+    assert r.exit_code == 2 and "too large (use --max-size)" in r.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    r = run("video", src, "-s", style, "-w", tiny_weights, "-o", tmp_path / "out", "--style-size", "48",
+            "--max-size", "32")  # the way out the message names
+    assert r.exit_code == 0, r.output

@@ -36,22 +36,41 @@ def instance_norm(x: Tensor, eps: float = 1e-5, stats: Stats | None = None) -> T
     return ((x.float() - mean) / std).to(x.dtype)
 
 
-def din_affine(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, stats: Stats | None = None) -> Tensor:
+def mirror_tile(m: Tensor, size: tuple[int, int], origin: tuple[int, int] = (0, 0)) -> Tensor:
+    """Cover a (N, C, H, W) canvas with the map m (N, C, h, w) by mirror tiling (seamless, no
+    stretching, so texture keeps the scale it has in the style). ``origin`` is the canvas's
+    top-left position in the tiling, so tiles of a large image continue one pattern."""
+
+    def index(n: int, length: int, start: int) -> Tensor:
+        i = torch.arange(start, start + length, device=m.device)
+        if n == 1:
+            return torch.zeros_like(i)
+        period = 2 * (n - 1)
+        i = i.remainder(period)
+        return torch.where(i >= n, period - i, i)
+
+    iy = index(m.shape[2], size[0], origin[0])
+    ix = index(m.shape[3], size[1], origin[1])
+    return m.index_select(2, iy).index_select(3, ix)
+
+
+def din_affine(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, stats: Stats | None = None,
+               origin: tuple[int, int] = (0, 0)) -> Tensor:
     """Depthwise 1x1 DIN, fused: IN(x) * w + b computed as x * a + c in one pass.
 
     weight, bias: (N, C) for the standard mode, or (N, C, h, w) maps for the
-    spatially-adaptive mode (the kernel varies per position; maps are resized to x).
-    With weight = 1, bias = 0 this is IN; with the style's std/mean it is AdaIN.
+    spatially-adaptive mode (the kernel varies per position; the maps are mirror-tiled over x,
+    starting at ``origin``). With weight = 1, bias = 0 this is IN; with the style's std/mean it is AdaIN.
     """
     mean, std = stats if stats is not None else calc_mean_std(x, eps)
     if weight.dim() == 2:
         a = weight.float()[:, :, None, None] / std  # (N, C, 1, 1)
         c = bias.float()[:, :, None, None] - mean * a
         return torch.addcmul(c.to(x.dtype), x, a.to(x.dtype))
-    size = x.shape[-2:]
-    w = F.interpolate(weight.float(), size=size, mode="bilinear", align_corners=False)
-    b = F.interpolate(bias.float(), size=size, mode="bilinear", align_corners=False)
-    return torch.addcmul(b.to(x.dtype), x - mean.to(x.dtype), (w / std).to(x.dtype))
+    size = tuple(x.shape[-2:])
+    w = mirror_tile((weight.float() / std).to(x.dtype), size, origin)
+    b = mirror_tile(bias.to(x.dtype), size, origin)
+    return torch.addcmul(b, x - mean.to(x.dtype), w)
 
 
 def din_conv(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, stats: Stats | None = None) -> Tensor:
@@ -96,9 +115,9 @@ def din_deformable(x: Tensor, weight: Tensor, bias: Tensor, offsets: Tensor, eps
 class ParamNet(nn.Module):
     """Weight or bias net: two convs on a style feature map, then adaptive average pooling.
 
-    Pooling to 1x1 gives one value per channel (standard DIN); pooling to a g x g grid gives the
-    per-position kernels of the spatially-adaptive mode; k x k gives a depthwise k x k kernel.
-    Any style size works because the pooling fixes the output size.
+    Pooling to 1x1 gives one value per channel (standard DIN); k x k gives a depthwise k x k
+    kernel; ``size`` None keeps the whole map (one kernel per style position: the
+    spatially-adaptive mode). Any style size works because the pooling fixes the output size.
     """
 
     def __init__(self, in_ch: int, hidden: int, out_ch: int, init_bias: float):
@@ -108,9 +127,24 @@ class ParamNet(nn.Module):
         nn.init.normal_(self.conv2.weight, std=1e-3)
         nn.init.constant_(self.conv2.bias, init_bias)
 
-    def forward(self, feat: Tensor, size: int) -> Tensor:
+    def forward(self, feat: Tensor, size: int | None) -> Tensor:
         h = self.conv2(F.relu(self.conv1(feat)))  # (N, out, h, w)
-        return F.adaptive_avg_pool2d(h, size)  # (N, out, size, size)
+        return h if size is None else F.adaptive_avg_pool2d(h, size)  # (N, out, size, size)
+
+
+def texture_map(h: Tensor, window: int) -> Tensor:
+    """Spatially-adaptive parameters from a per-position map h (N, C, h, w): the map's global mean
+    (exactly the standard mode's parameter) plus its detail finer than ``window`` positions.
+    The coarse layout of the painting is dropped, so tiling the map repeats brush texture, not
+    the painting's composition; the map's border (zero-padding effects) is trimmed."""
+    mean = h.mean((2, 3), keepdim=True)
+    trim = 2  # the style encoder's zero padding marks the map's border; tiling would repeat it as lines
+    if min(h.shape[-2:]) > 4 * trim:
+        h = h[:, :, trim:-trim, trim:-trim]
+    r = window // 2
+    local = F.avg_pool2d(F.pad(h, (r, r, r, r), mode="replicate"), window, stride=1)
+    detail = h - local
+    return mean + detail - detail.mean((2, 3), keepdim=True)
 
 
 # Run-time modes; "deformable" needs a model built with deform_kernel > 0.
@@ -121,7 +155,7 @@ class DynamicInstanceNorm(nn.Module):
     """One DIN layer: predicts its parameters from a style feature map and applies them."""
 
     def __init__(self, channels: int, style_channels: int, hidden: int, kernel_size: int = 1,
-                 adaptive_grid: int = 8, eps: float = 1e-5, deform_kernel: int = 0):
+                 adaptive_window: int = 9, eps: float = 1e-5, deform_kernel: int = 0):
         super().__init__()
         self.deform_kernel = deform_kernel
         if deform_kernel:
@@ -131,7 +165,7 @@ class DynamicInstanceNorm(nn.Module):
             nn.init.zeros_(self.offset_net.bias)
         self.channels = channels
         self.kernel_size = kernel_size
-        self.adaptive_grid = adaptive_grid
+        self.adaptive_window = adaptive_window
         self.eps = eps
         self.weight_net = ParamNet(style_channels, hidden, channels, init_bias=1.0 / kernel_size**2)
         self.bias_net = ParamNet(style_channels, hidden, channels, init_bias=0.0)
@@ -146,8 +180,9 @@ class DynamicInstanceNorm(nn.Module):
                 weight = weight.flatten(1)  # (N, C)
             return {"weight": weight, "bias": bias}
         if mode == "adaptive":
-            g = self.adaptive_grid
-            return {"weight": self.weight_net(style_feat, g), "bias": self.bias_net(style_feat, g)}
+            win = self.adaptive_window
+            return {"weight": texture_map(self.weight_net(style_feat, None), win),
+                    "bias": texture_map(self.bias_net(style_feat, None), win)}
         if mode == "deformable":
             k = self.deform_kernel
             if not k:
@@ -158,14 +193,15 @@ class DynamicInstanceNorm(nn.Module):
                     "offset_scale": torch.ones(style_feat.shape[0], 1, device=style_feat.device)}
         raise ValueError(f"unknown DIN mode {mode!r}; choose from {', '.join(MODES)}")
 
-    def forward(self, x: Tensor, params: dict[str, Tensor], stats: Stats | None = None) -> Tensor:
+    def forward(self, x: Tensor, params: dict[str, Tensor], stats: Stats | None = None,
+                origin: tuple[int, int] = (0, 0)) -> Tensor:
         """Apply predicted parameters. The kind follows from them: an "offset_scale" entry ->
         deformable; weight (N, C) -> 1x1; weight (N, C, k, k) with bias (N, C) -> k x k;
-        both (N, C, g, g) -> spatially adaptive."""
+        both (N, C, h, w) -> spatially adaptive (maps tiled from ``origin``, in x's positions)."""
         weight, bias = params["weight"], params["bias"]
         if "offset_scale" in params:  # deformable
             offsets = self.offset_net(x) * params["offset_scale"][:, :, None, None].to(x.dtype)
             return din_deformable(x, weight, bias, offsets, self.eps, stats)
         if weight.dim() == 4 and bias.dim() == 2:
             return din_conv(x, weight, bias, self.eps, stats)
-        return din_affine(x, weight, bias, self.eps, stats)
+        return din_affine(x, weight, bias, self.eps, stats, origin)

@@ -24,13 +24,14 @@ def content_path_macs(model: DinStyleNet, height: int = 512, width: int = 512, m
     counts["encoder"] = fc.get_total_flops() // 2
     with FlopCounterMode(display=False) as fc:
         d = model.apply_din(feats, params)
-    # the fused affine: one multiply-add per element; adaptive adds two bilinear resizes of the
-    # weight/bias maps (4 each); deformable: per kernel tap one multiply-add plus 4 for the bilinear
-    # sample (interpolate / grid_sample are not counted by FlopCounterMode)
+    # the fused affine: one multiply-add per element; adaptive: subtract the mean, then a
+    # multiply-add with the mirror-tiled maps (tiling is a gather, no arithmetic); deformable: per
+    # kernel tap one multiply-add plus 4 for the bilinear sample (grid_sample is not counted by
+    # FlopCounterMode)
     if "offset_scale" in params[0]:
         per_element = 5 * model.cfg.deform_kernel**2
     elif params[0]["bias"].dim() == 4:
-        per_element = 9
+        per_element = 2
     else:
         per_element = 1
     counts["din"] = fc.get_total_flops() // 2 + sum(f.numel() for f in feats) * per_element

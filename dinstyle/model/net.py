@@ -124,7 +124,7 @@ class DinStyleNet(nn.Module):
         self.cfg = cfg = cfg or ModelConfig()
         self.encoder = ContentEncoder(cfg)
         self.dins = nn.ModuleList(
-            DynamicInstanceNorm(c, VGG_TAP_CHANNELS[tap], cfg.param_hidden, cfg.kernel_size, cfg.adaptive_grid, cfg.eps,
+            DynamicInstanceNorm(c, VGG_TAP_CHANNELS[tap], cfg.param_hidden, cfg.kernel_size, cfg.adaptive_window, cfg.eps,
                                 cfg.deform_kernel)
             for c, tap in zip(cfg.widths, cfg.style_taps)
         )
@@ -144,24 +144,27 @@ class DinStyleNet(nn.Module):
     # -- content path -----------------------------------------------------------------------
     def forward(self, content: Tensor, params: Params, strength: float = 1.0,
                 stats: list[Stats] | None = None,
-                stats_hook: Callable[[list[Stats]], list[Stats]] | None = None) -> Tensor:
+                stats_hook: Callable[[list[Stats]], list[Stats]] | None = None,
+                origin: tuple[int, int] = (0, 0)) -> Tensor:
         """content (N, 3, H, W) RGB [0, 1], H and W multiples of ``multiple`` -> stylized (N, 3, H, W).
 
         ``strength`` blends each DIN output with the plain content features (1 = full style,
         0 = none, > 1 extrapolates). ``stats`` overrides the instance-norm statistics per layer
         (whole-image statistics for tiles); ``stats_hook`` maps this batch's own statistics to the
-        ones used (smoothed over time for video).
+        ones used (smoothed over time for video). ``origin`` is the input's top-left pixel in a
+        larger image (tiles): the spatially-adaptive maps continue across tiles from it.
         """
         feats = self.encoder(content)
         if stats is None and stats_hook is not None:
             stats = stats_hook([calc_mean_std(f, self.cfg.eps) for f in feats])
-        return self.decoder(self.apply_din(feats, params, strength, stats))
+        return self.decoder(self.apply_din(feats, params, strength, stats, origin))
 
     def apply_din(self, feats: list[Tensor], params: Params, strength: float = 1.0,
-                  stats: list[Stats] | None = None) -> list[Tensor]:
+                  stats: list[Stats] | None = None, origin: tuple[int, int] = (0, 0)) -> list[Tensor]:
         out = []
         for i, (din, f, p) in enumerate(zip(self.dins, feats, params)):
-            d = din(f, p, None if stats is None else stats[i])
+            s = self.cfg.unshuffle * 2**i  # this level's stride in input pixels
+            d = din(f, p, None if stats is None else stats[i], (origin[0] // s, origin[1] // s))
             out.append(d if strength == 1.0 else torch.lerp(f, d, strength))
         return out
 

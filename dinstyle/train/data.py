@@ -51,12 +51,14 @@ class StepBatches(Dataset):
 
     def __init__(self, content: list[Path], style: list[Path], batch_size: int, crop: int, seed: int,
                  flat: list[Path] | None = None, flat_prob: float = 0.0, adaptive_prob: float = 0.0, rank: int = 0,
-                 deformable_prob: float = 0.0):
+                 deformable_prob: float = 0.0, adaptive_flat_prob: float | None = None):
         self.content, self.style, self.flat = content, style, flat or []
         self.batch_size, self.crop, self.seed = batch_size, crop, seed
         self.flat_prob, self.adaptive_prob = flat_prob, adaptive_prob
         self.rank = rank
         self.deformable_prob = deformable_prob
+        # the spatially-adaptive mode is for flat-colour art: its steps may draw more of it
+        self.adaptive_flat_prob = flat_prob if adaptive_flat_prob is None else adaptive_flat_prob
 
     def __len__(self) -> int:
         return 1 << 40
@@ -69,8 +71,9 @@ class StepBatches(Dataset):
             "deformable" if r < self.adaptive_prob + self.deformable_prob else "standard")
         rng.random()
         cs, ss = [], []
+        flat_prob = self.adaptive_flat_prob if mode == "adaptive" else self.flat_prob
         for _ in range(self.batch_size):
-            pool = self.flat if self.flat and rng.random() < self.flat_prob else self.content
+            pool = self.flat if self.flat and rng.random() < flat_prob else self.content
             cs.append(load_crop(pool[int(rng.integers(len(pool)))], self.crop, rng))
             ss.append(load_crop(self.style[int(rng.integers(len(self.style)))], self.crop, rng))
         return {"content": torch.from_numpy(np.stack(cs)), "style": torch.from_numpy(np.stack(ss)),

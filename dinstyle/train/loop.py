@@ -210,6 +210,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        for g, lr in zip(opt.param_groups, (cfg.lr, cfg.lr * cfg.param_lr_mult)):
+            g["base_lr"] = lr  # --lr given on resume takes effect (otherwise the same value)
         torch.set_rng_state(state["rng_cpu"])
         start = int(state["step"])
     if main:
@@ -225,8 +227,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     # each rank draws its own batches (rank 0 the same ones as a single-process run): a sharded sampler
     dataset = StepBatches(list_images(cfg.content_dir), list_images(cfg.style_dir), cfg.batch_size, cfg.crop, cfg.seed,
-                          list_images(cfg.flat_dir) if cfg.flat_dir and cfg.flat_prob > 0 else None,
-                          cfg.flat_prob, cfg.adaptive_prob, rank=rank, deformable_prob=cfg.deformable_prob)
+                          list_images(cfg.flat_dir) if cfg.flat_dir and (cfg.flat_prob > 0 or cfg.adaptive_flat_prob) else None,
+                          cfg.flat_prob, cfg.adaptive_prob, rank=rank, deformable_prob=cfg.deformable_prob,
+                          adaptive_flat_prob=cfg.adaptive_flat_prob)
     end = cfg.steps if max_steps is None else min(cfg.steps, start + max_steps)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(start, end), num_workers=cfg.workers,
