@@ -67,16 +67,17 @@ def main() -> None:
     dinstyle("image", cat, "-s", str(EX / PAINTINGS[1]), "-o", str(tmp / "plain.jpg"), "--overwrite")
     grid([[Image.open(cat), Image.open(tmp / "masked.jpg"), Image.open(tmp / "plain.jpg"), Image.open(tmp / "pc.jpg"),
            Image.open(tmp / "cm.jpg")]], cell=240).save(OUT / "controls.jpg", quality=90)
-    # 5. stroke scale: --style-size
+    # 5. stroke scale: --style-size (adaptive mode: strokes keep their size in the resized style)
     row = [Image.open(EX / "photo_coffee.jpg")]
     for size in ("128", "256", "512"):
         dinstyle("image", str(EX / "photo_coffee.jpg"), "-s", str(EX / PAINTINGS[0]), "--style-size", size,
-                 "-o", str(tmp / f"ss{size}.jpg"), "--overwrite")
+                 "--mode", "adaptive", "-o", str(tmp / f"ss{size}.jpg"), "--overwrite")
         row.append(Image.open(tmp / f"ss{size}.jpg"))
     grid([row], cell=240).save(OUT / "style_size.jpg", quality=90)
-    # 6. standard vs adaptive vs deformable on clip art
+    # 6. standard vs adaptive vs deformable on clip art (and on one photo)
     rows = []
-    for clip in ("clipart_1_orso_architetto_francesc_01.png", "clipart_2_leone_architetto_frances_01.png"):
+    for clip in ("clipart_1_orso_architetto_francesc_01.png", "clipart_2_leone_architetto_frances_01.png",
+                 "photo_chelsea_cat.jpg"):
         row = [Image.open(EX / clip)]
         for mode in ("standard", "adaptive", "deformable"):
             dinstyle("image", str(EX / clip), "-s", str(EX / PAINTINGS[0]), "--mode", mode, "-o",

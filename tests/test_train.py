@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,31 @@ def test_flat_output_fraction_ranks_flat_outputs():
     stripes = content.copy()  # strokes a few pixels wide do not
     stripes[:, (np.arange(40) // 4) % 2 == 1] -= 60
     assert flat_output_fraction(stripes, content) < 0.2
+
+
+def test_sigterm_to_the_process_group_stops_at_a_step_boundary(tmp_path, data):
+    """`kill -- -PGID` (or Ctrl-C) reaches the data workers too; the run must still checkpoint
+    cleanly and resume, with no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    c, s = data
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dinstyle", "train", "--content", str(c), "--style", str(s), "--out", str(run),
+           "--crop", "32", "--batch-size", "2", "--workers", "1", "--checkpoint-every", "100000",
+           "--preview-every", "0"]
+    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    deadline = time.time() + 180
+    while time.time() < deadline and not ((run / "log.jsonl").exists() and (run / "log.jsonl").read_text()):
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and "Traceback" not in err, err
+    step = load_checkpoint(run)["step"]
+    assert step >= 10
+    train(_cfg(data, steps=100_000), run, resume=True, max_steps=1)
+    assert load_checkpoint(run)["step"] == step + 1

@@ -154,6 +154,14 @@ def _preview(path: Path, content: torch.Tensor, style: torch.Tensor, out: torch.
     write_image(path, grid, quality=90)
 
 
+def _worker_ignores_stop_signals(_worker_id: int) -> None:
+    """Ctrl-C or SIGTERM sent to the whole process group (``kill``/``pkill`` of the command, a job
+    scheduler) must stop the run at a step boundary: the main process checkpoints and then shuts its
+    data workers down; a worker dying first would interrupt the step in the middle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _batches(loader, stop: dict):
     """Iterate the loader; a data worker killed along with us (Ctrl-C / SIGTERM to the process
     group) ends the run like the signal itself: checkpoint and leave, no traceback."""
@@ -234,7 +242,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(start, end), num_workers=cfg.workers,
         pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.workers > 0 else None,
-        persistent_workers=False)
+        persistent_workers=False, worker_init_fn=_worker_ignores_stop_signals)
 
     stop = {"flag": False}
 
@@ -257,7 +265,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 content = content.contiguous(memory_format=torch.channels_last)
                 style = style.contiguous(memory_format=torch.channels_last)
             mode = batch["mode"]
-            losses = train_step(net, opt, content, style, mode, amp, scaler)
+            try:
+                losses = train_step(net, opt, content, style, mode, amp, scaler)
+            except RuntimeError as e:  # a data worker died (killed from outside) during the step
+                if "DataLoader worker" not in str(e):
+                    raise
+                stop["flag"] = True
+                break  # the finally block checkpoints the steps completed so far
             if not all(math.isfinite(v) for v in losses.values()):
                 raise CheckpointError(f"training diverged at step {step} (loss {losses['loss']}); "
                                       "resume from the last checkpoint with a lower --lr or --style-weight")
@@ -307,7 +321,7 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
     last = json.loads(state["last_json"])
     trained = {"steps": int(state["step"]), "batch_size": cfg.batch_size, "crop": cfg.crop,
                "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
-               "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob, "flat_prob": cfg.flat_prob,
+               "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob, "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
                "device": last.get("device"), "note": note}
     return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))
