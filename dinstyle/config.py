@@ -41,12 +41,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names - {"adaptive_grid"}
+        d = dict(d)
+        d.pop("adaptive_grid", None)  # the 8x8 kernel grid of earlier weights; replaced by adaptive_window
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
-        d = dict(d)
-        d.pop("adaptive_grid", None)  # the 8x8 kernel grid of format 1.0; replaced by adaptive_window
         for k in ("widths", "style_taps"):
             if k in d:
                 d[k] = tuple(d[k])
