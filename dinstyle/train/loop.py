@@ -162,9 +162,15 @@ def _worker_ignores_stop_signals(_worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _worker_died(e: RuntimeError) -> bool:
+    """PyTorch reports a data worker killed from outside as a RuntimeError, raised wherever the
+    main process happens to be (fetching the next batch or in the middle of a step)."""
+    return "DataLoader worker" in str(e)
+
+
 def _batches(loader, stop: dict):
-    """Iterate the loader; a data worker killed along with us (Ctrl-C / SIGTERM to the process
-    group) ends the run like the signal itself: checkpoint and leave, no traceback."""
+    """Iterate the loader; a data worker killed from outside ends the run like a stop signal:
+    checkpoint and leave, no traceback."""
     it = iter(loader)
     while True:
         try:
@@ -172,7 +178,7 @@ def _batches(loader, stop: dict):
         except StopIteration:
             return
         except RuntimeError as e:
-            if "DataLoader worker" not in str(e):
+            if not _worker_died(e):
                 raise
             stop["flag"] = True
             return
@@ -267,8 +273,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             mode = batch["mode"]
             try:
                 losses = train_step(net, opt, content, style, mode, amp, scaler)
-            except RuntimeError as e:  # a data worker died (killed from outside) during the step
-                if "DataLoader worker" not in str(e):
+            except RuntimeError as e:
+                if not _worker_died(e):
                     raise
                 stop["flag"] = True
                 break  # the finally block checkpoints the steps completed so far
