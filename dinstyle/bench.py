@@ -36,24 +36,75 @@ def random_params(model, n: int = 1, device="cpu", mode: str = "standard") -> li
     return [{k: v.to(device).expand(n, *v.shape[1:]) for k, v in p.items()} for p in params]
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def time_content_path(model, params, h: int, w: int, *, batch: int = 1, repeats: int = 5, warmup: int = 1,
-                      device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32) -> float:
-    """Median seconds of one forward pass of the content path on (batch, 3, h, w)."""
+                      device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
+                      variant: str = "eager") -> float:
+    """Median seconds of one forward pass of the content path on (batch, 3, h, w).
+
+    ``variant``: "eager"; "compile" (torch.compile, warm-up compiles); "graphs" (CUDA graph of the
+    whole forward, replayed: no per-kernel launch cost)."""
     x = torch.rand(batch, 3, h, w, device=device)
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    amp = torch.autocast("cuda", dtype=dtype, enabled=device.type == "cuda" and dtype != torch.float32)
-    ts = []
-    with torch.inference_mode(), amp:
+    reduced = device.type == "cuda" and dtype != torch.float32
+
+    def amp():
+        return torch.autocast("cuda", dtype=dtype, enabled=reduced, cache_enabled=variant != "graphs")
+
+    fn = model
+    if variant == "compile":
+        fn = torch.compile(model, dynamic=False)
+        warmup = max(warmup, 2)
+    with torch.inference_mode():
+        if variant == "graphs":
+            if device.type != "cuda":
+                raise ValueError("CUDA graphs need a CUDA device")
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side), amp():
+                for _ in range(2):
+                    model(x, params)
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), amp():
+                model(x, params)
+
+            def run():
+                graph.replay()
+        else:
+            def run():
+                with amp():
+                    fn(x, params)
+        ts = []
         for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            _sync(device)
             t0 = time.perf_counter()
-            model(x, params)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            run()
+            _sync(device)
             if i >= warmup:
                 ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+def time_video_stage(st: Stylizer, style, h: int, w: int, batch: int, repeats: int = 5) -> float:
+    """Median seconds of the video path's stylize stage for one batch of uint8 frames: upload,
+    content path, download — ``Stylizer.stylize`` exactly as ``dinstyle video`` calls it."""
+    import numpy as np
+
+    frames = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(batch)]
+    ts = []
+    for i in range(1 + repeats):
+        _sync(st.device)
+        t0 = time.perf_counter()
+        st.stylize(frames, style, tile=0)
+        _sync(st.device)
+        if i:
+            ts.append(time.perf_counter() - t0)
     return statistics.median(ts)
 
 
@@ -63,50 +114,102 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(st: Stylizer, sizes: list[str], *, batch: int = 1, repeats: int = 5, onnx: bool = False,
-              mode: str = "standard") -> dict:
+def run_bench(st: Stylizer, sizes: list[str], *, batch: int | list[int] = 1, repeats: int = 5, onnx: bool = False,
+              mode: str = "standard", dtypes: list[torch.dtype] | None = None, variants: tuple[str, ...] = ("eager",),
+              video_stage: bool = False, time_limit: float | None = None) -> dict:
+    """Latency rows for every size x batch x dtype x variant (``variants``: eager, compile, graphs).
+    An optional variant that fails is recorded with its error and the bench goes on; rows past
+    ``time_limit`` seconds are skipped (and listed)."""
+    from dinstyle.errors import OptionError
     from dinstyle.model.macs import content_path_macs, style_path_macs
 
+    t_start = time.perf_counter()
     st.check_mode(mode)
+    for name in sizes:
+        if name not in SIZES:
+            raise OptionError(f"--sizes: unknown size {name} (use {', '.join(SIZES)})")
+    batches = [batch] if isinstance(batch, int) else list(batch)
+    dtypes = dtypes or [st.dtype]
     model = st.model
     macs_c = content_path_macs(model.cpu(), mode=mode)
     macs_s = style_path_macs(model, st.vgg.cpu(), mode=mode)
     model.to(st.device)
     st.vgg.to(st.device)
-    params = random_params(model, batch, st.device, mode)
     onnx = onnx and mode == "standard"
-    rows = []
+    rows, skipped = [], []
     onnx_path = None
     if onnx:
-        from dinstyle.export import export_onnx
         from dinstyle.engine import Style
+        from dinstyle.export import export_onnx
 
+        p1 = random_params(model, 1, "cpu", mode)
         onnx_path = Path(tempfile.mkdtemp()) / "bench.onnx"
-        export_onnx(st, onnx_path, Style(params=[{k: v[:1].cpu() for k, v in p.items()} for p in params], label="bench",
-                                         mode="standard"), check=False)
+        export_onnx(st, onnx_path, Style(params=p1, label="bench", mode="standard"), check=False)
         model.to(st.device)
-    for name in sizes:
-        if name not in SIZES:
-            from dinstyle.errors import OptionError
+    params_by_batch = {b: random_params(model, b, st.device, mode) for b in batches}
 
-            raise OptionError(f"--sizes: unknown size {name} (use {', '.join(SIZES)})")
+    def over(label: str) -> bool:
+        if time_limit is not None and time.perf_counter() - t_start > time_limit:
+            skipped.append(label)
+            return True
+        return False
+
+    def timed_row(variant: str, name: str, b: int, dt: torch.dtype) -> None:
         h, w = SIZES[name]
+        if over(f"{name} b{b} {str(dt).replace('torch.', '')} {variant}"):
+            return
         if st.device.type == "cuda":
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(st.device)
-        sec = time_content_path(model, params, h, w, batch=batch, repeats=repeats, device=st.device, dtype=st.dtype)
-        row = {"size": name, "batch": batch, "seconds": sec, "images_per_s": batch / sec,
-               "peak_memory_mb": peak_memory_mb(st.device)}
-        if onnx_path is not None and batch == 1:
+        row = {"size": name, "batch": b, "dtype": str(dt).replace("torch.", ""), "variant": variant}
+        try:
+            sec = time_content_path(model, params_by_batch[b], h, w, batch=b, repeats=repeats, device=st.device,
+                                    dtype=dt, variant=variant)
+        except Exception as e:  # an optional speed path (or a batch too large) must not end the bench
+            if variant == "eager" and not isinstance(e, torch.OutOfMemoryError):
+                raise
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            rows.append(row)
+            return
+        row.update(seconds=sec, images_per_s=b / sec, peak_memory_mb=peak_memory_mb(st.device))
+        if onnx_path is not None and b == 1 and variant == "eager":
             from dinstyle.export import time_onnx
 
             row["onnxruntime_seconds"] = time_onnx(onnx_path, h, w, repeats)
         rows.append(row)
+
+    # the plain figures first, then the video stage, then the optional speed paths
+    for name in sizes:
+        for b in batches:
+            for dt in dtypes:
+                timed_row("eager", name, b, dt)
+    video = []
+    if video_stage:
+        from dinstyle.engine import Style
+
+        style = Style(params=random_params(model, 1, st.device, mode), label="bench", mode=mode)
+        for b in batches:
+            if over(f"video stage 1080p b{b}"):
+                continue
+            try:
+                sec = time_video_stage(st, style, *SIZES["1080p"], b, repeats)
+                video.append({"size": "1080p", "batch": b, "seconds": sec, "frames_per_s": b / sec})
+            except torch.OutOfMemoryError:
+                video.append({"size": "1080p", "batch": b, "error": "out of memory"})
+    for variant in variants:
+        if variant == "eager":
+            continue
+        for name in sizes:
+            for b in batches:
+                for dt in dtypes:
+                    timed_row(variant, name, b, dt)
     p_content = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("dins.") or "offset_net" in n)
     p_nets = sum(p.numel() for n, p in model.named_parameters() if n.startswith("dins.") and "offset_net" not in n)
     return {"machine": machine_name(st.device), "device": str(st.device), "dtype": str(st.dtype).replace("torch.", ""),
             "torch": torch.__version__, "model_id": st.model_id, "mode": mode,
             "params": {"content_path": p_content, "weight_bias_nets": p_nets, "style_encoder": 3_505_728},
-            "macs_512": {"content_path": macs_c["total"], "style_path": macs_s["total"]}, "rows": rows}
+            "macs_512": {"content_path": macs_c["total"], "style_path": macs_s["total"]}, "rows": rows,
+            "video_stage": video, "skipped": skipped}
 
 
 def to_markdown(r: dict) -> str:
@@ -116,9 +219,23 @@ def to_markdown(r: dict) -> str:
              f"{r['params']['weight_bias_nets']:,}, style encoder {r['params']['style_encoder']:,}. "
              f"MACs at 512²: content path {r['macs_512']['content_path'] / 1e9:.2f} G, "
              f"style path {r['macs_512']['style_path'] / 1e9:.1f} G (once per style).", "",
-             "| size | batch | median s / batch | images/s | peak memory MB | onnxruntime s |", "|---|---|---|---|---|---|"]
+             "| size | batch | dtype | variant | median s / batch | images/s | peak memory MB | onnxruntime s |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in r["rows"]:
+        head = f"| {row['size']} | {row['batch']} | {row.get('dtype', r['dtype'])} | {row.get('variant', 'eager')} |"
+        if "error" in row:
+            lines.append(f"{head} failed: {row['error']} | - | - | - |")
+            continue
         ort = f"{row['onnxruntime_seconds']:.3f}" if "onnxruntime_seconds" in row else "-"
-        lines.append(f"| {row['size']} | {row['batch']} | {row['seconds']:.3f} | {row['images_per_s']:.1f} | "
-                     f"{row['peak_memory_mb']:.0f} | {ort} |")
+        lines.append(f"{head} {row['seconds']:.4f} | {row['images_per_s']:.1f} | {row['peak_memory_mb']:.0f} | {ort} |")
+    if r.get("video_stage"):
+        lines += ["", "Video stylize stage (uint8 frames in and out, as `dinstyle video` runs it):", "",
+                  "| size | batch | s / batch | frames/s |", "|---|---|---|---|"]
+        for v in r["video_stage"]:
+            if "error" in v:
+                lines.append(f"| {v['size']} | {v['batch']} | {v['error']} | - |")
+            else:
+                lines.append(f"| {v['size']} | {v['batch']} | {v['seconds']:.4f} | {v['frames_per_s']:.1f} |")
+    if r.get("skipped"):
+        lines += ["", f"Skipped (time limit): {', '.join(r['skipped'])}"]
     return "\n".join(lines) + "\n"

@@ -430,105 +430,208 @@ def info(
             render_info(data, Console(highlight=False))
 
 
+def _floats(text: str | None, n: int, name: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    from dinstyle.errors import OptionError
+
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != n:
+        raise OptionError(f"{name} {text}: give {n} comma-separated numbers")
+    return vals
+
+
 @app.command()
 def train(
     content: Annotated[Optional[Path], typer.Option("--content", help="Folder of content photos.")] = None,
     style: Annotated[Optional[Path], typer.Option("--style", help="Folder of style images.")] = None,
+    data_pack: Annotated[Optional[Path], typer.Option("--data-pack", help="A `dinstyle pack-data` file instead of the folders.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints, log.jsonl, previews).")] = Path("runs/dinstyle"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start a new run from trained weights (a weights or run folder; a changed decoder keeps what fits).")] = None,
     vgg: VggOpt = None,
-    steps: Annotated[int, typer.Option("--steps", help="Total steps of the run (sets the schedule).")] = 160_000,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Total steps of the run (sets the schedule) [default: 160000; on --resume: the run's]")] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in this call (resume later).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step [default: 8; on --resume: the run's, unless given]")] = None,
-    crop: Annotated[Optional[int], typer.Option("--crop", help="Random crop size [default: 256; on --resume: the run's, unless given]")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam lr of encoder/decoder (weight/bias nets get 10x) [default: 1e-4]")] = None,
-    style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss (content weight 1) [default: 2]")] = None,
-    content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="[default: 1]")] = None,
-    adaptive_prob: Annotated[Optional[float], typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode [default: 0.15]")] = None,
-    deform_kernel: Annotated[int, typer.Option("--deform-kernel", help="Give the model deformable DIN layers with this k x k kernel (0 = none).")] = 0,
-    deformable_prob: Annotated[Optional[float], typer.Option("--deformable-prob", help="Share of steps trained in the deformable mode [default: 0]")] = None,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Stop (with a checkpoint) before this many seconds have passed.")] = None,
+    checkpoint_minutes: Annotated[Optional[float], typer.Option("--checkpoint-minutes", help="Also checkpoint every this many minutes.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Images per step [default: 8; on --resume: the run's]")] = None,
+    crop: Annotated[Optional[int], typer.Option("--crop", help="Content crop size in pixels [default: 256; on --resume: the run's]")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam lr of encoder/decoder; the weight/bias nets get 10x [default: 1e-4]")] = None,
+    warmup: Annotated[Optional[int], typer.Option("--warmup", help="Steps of linear lr warm-up from this call's first step [default: 0]")] = None,
+    style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = None,
+    content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.")] = None,
+    style_layers: Annotated[Optional[str], typer.Option("--style-layers", help="Weights of the relu1_1,relu2_1,relu3_1,relu4_1 style terms, e.g. 2,1,1,1.")] = None,
+    content_zoom: Annotated[Optional[str], typer.Option("--content-zoom", help="Range of output pixels per photo pixel in content crops, e.g. 1,2.")] = None,
+    style_view: Annotated[Optional[int], typer.Option("--style-view", help="See styles whole at this size, as at inference (0: random crops at --style-zoom).")] = None,
+    style_zoom: Annotated[Optional[str], typer.Option("--style-zoom", help="Zoom range of style crops when --style-view is 0.")] = None,
+    adaptive_prob: Annotated[Optional[float], typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode.")] = None,
+    deform_kernel: Annotated[Optional[int], typer.Option("--deform-kernel", help="New runs: deformable DIN layers with this k x k kernel (0 = none).")] = None,
+    dec_blocks: Annotated[Optional[int], typer.Option("--dec-blocks", help="New runs: residual blocks after each decoder up-step.")] = None,
+    deformable_prob: Annotated[Optional[float], typer.Option("--deformable-prob", help="Share of steps trained in the deformable mode.")] = None,
     flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour images mixed into the content stream.")] = None,
     flat_prob: Annotated[Optional[float], typer.Option("--flat-prob", help="Share of flat images in the content stream [default: 0.1 with --flat]")] = None,
     adaptive_flat_prob: Annotated[Optional[float], typer.Option("--adaptive-flat-prob", help="Share of flat images in adaptive-mode steps [default: --flat-prob]")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Data-loading processes.")] = 2,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every")] = 500,
-    preview_every: Annotated[int, typer.Option("--preview-every")] = 500,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Threads decoding the images into memory at start-up.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every")] = None,
+    preview_every: Annotated[Optional[int], typer.Option("--preview-every")] = None,
+    log_every: Annotated[Optional[int], typer.Option("--log-every", help="Steps between log lines (and loss read-backs from a GPU).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed")] = None,
     device: DeviceOpt = "auto",
-    amp: Annotated[str, typer.Option("--amp", help="auto (bf16 on GPU), bf16, fp16, none.")] = "auto",
+    amp: Annotated[Optional[str], typer.Option("--amp", help="auto (bf16 on GPUs and CPUs with bf16 units), bf16, fp16, none.")] = None,
+    compile_: Annotated[Optional[str], typer.Option("--compile", help="torch.compile: auto (tried on CUDA, kept if faster), on, off.")] = None,
 ) -> None:
     """Train MobileNet-DIN (content + BN-statistics style loss on VGG-19); resumable.
 
-    On --resume the run's own settings are kept; options given explicitly (crop, batch size, lr,
-    loss weights, mode and flat-image shares, --flat) replace them from then on."""
+    Options left out take the defaults of TrainConfig for a new run; on --resume the run's own
+    settings are kept and only the options given replace them from then on."""
     with _errors():
+        import dataclasses
+
         from dinstyle.config import ModelConfig, TrainConfig
         from dinstyle.errors import OptionError
         from dinstyle.runtime import tune_allocator
         from dinstyle.train.loop import train as run_train
 
         tune_allocator()
-        if resume is None and (content is None or style is None):
-            raise OptionError("give --content DIR and --style DIR (or --resume RUN_DIR)")
-        if amp not in ("auto", "bf16", "fp16", "none"):
+        if resume is None and data_pack is None and (content is None or style is None):
+            raise OptionError("give --content DIR and --style DIR, --data-pack FILE, or --resume RUN_DIR")
+        if resume is not None and init is not None:
+            raise OptionError("--init starts a new run; --resume continues one: give one of them")
+        if amp is not None and amp not in ("auto", "bf16", "fp16", "none"):
             raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
-        given = {k: v for k, v in (("batch_size", batch_size), ("crop", crop), ("lr", lr), ("style_weight", style_weight),
-                                   ("content_weight", content_weight), ("adaptive_prob", adaptive_prob),
-                                   ("deformable_prob", deformable_prob), ("flat_prob", flat_prob),
-                                   ("adaptive_flat_prob", adaptive_flat_prob),
-                                   ("flat_dir", str(flat) if flat else None)) if v is not None}
-        defaults = TrainConfig()
-        cfg = TrainConfig(content_dir=str(content or ""), style_dir=str(style or ""), vgg=str(vgg) if vgg else None,
-                          steps=steps, batch_size=batch_size or 8, crop=crop or 256, lr=lr or defaults.lr,
-                          style_weight=defaults.style_weight if style_weight is None else style_weight,
-                          content_weight=defaults.content_weight if content_weight is None else content_weight,
-                          adaptive_prob=0.15 if adaptive_prob is None else adaptive_prob,
-                          deformable_prob=deformable_prob or 0.0,
-                          model=ModelConfig(deform_kernel=deform_kernel),
-                          flat_dir=str(flat) if flat else None,
-                          flat_prob=(0.1 if flat_prob is None else flat_prob) if flat else 0.0,
-                          adaptive_flat_prob=adaptive_flat_prob, seed=seed,
-                          workers=workers, checkpoint_every=checkpoint_every, preview_every=preview_every,
-                          device=device, amp=amp)
+        if compile_ is not None and compile_ not in ("auto", "on", "off"):
+            raise OptionError(f"--compile {compile_}: use auto, on or off")
+        for name, v in (("--lr", lr), ("--steps", steps), ("--batch-size", batch_size)):
+            if v is not None and v <= 0:
+                raise OptionError(f"{name} {v}: must be > 0")
+        given = {k: v for k, v in (
+            ("batch_size", batch_size), ("crop", crop), ("lr", lr), ("warmup", warmup), ("style_weight", style_weight),
+            ("content_weight", content_weight), ("style_layer_weights", _floats(style_layers, 4, "--style-layers")),
+            ("content_zoom", _floats(content_zoom, 2, "--content-zoom")), ("style_view", style_view),
+            ("style_zoom", _floats(style_zoom, 2, "--style-zoom")), ("adaptive_prob", adaptive_prob),
+            ("deformable_prob", deformable_prob), ("flat_prob", flat_prob), ("adaptive_flat_prob", adaptive_flat_prob),
+            ("flat_dir", str(flat) if flat else None), ("data_pack", str(data_pack) if data_pack else None),
+            ("seed", seed)) if v is not None}
+        if flat and flat_prob is None and resume is None:
+            given["flat_prob"] = 0.1
+        machine = {k: v for k, v in (("workers", workers), ("checkpoint_every", checkpoint_every),
+                                     ("preview_every", preview_every), ("log_every", log_every), ("amp", amp),
+                                     ("compile", compile_)) if v is not None}
+        model_kw = {k: v for k, v in (("deform_kernel", deform_kernel), ("dec_blocks", dec_blocks)) if v is not None}
+        if resume is not None and model_kw:
+            raise OptionError("--deform-kernel/--dec-blocks shape a new model; they cannot change on --resume")
+        base = TrainConfig()
+        cfg = dataclasses.replace(base, content_dir=str(content or ""), style_dir=str(style or ""),
+                                  vgg=str(vgg) if vgg else None, device=device, steps=steps or base.steps,
+                                  model=ModelConfig(**model_kw), **machine, **({} if resume else given))
         run_dir = resume or out
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeRemainingColumn(), console=err) as prog:
-            task = prog.add_task("train", total=steps, losses="")
+            task = prog.add_task("train", total=None, losses="")
 
             def on_event(ev):
-                prog.update(task, completed=ev.step, losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}) "
-                                                              f"{ev.images_per_s:.1f} img/s")
+                prog.update(task, completed=ev.step, total=ev.total,
+                            losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}) {ev.images_per_s:.1f} img/s")
 
             last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event,
-                             overrides=given)
-        err.print(f"checkpoint at step {last['step']} in {run_dir}")
+                             overrides={**given, **({"steps": steps} if steps else {})} if resume else None,
+                             init=init, time_budget=time_budget,
+                             checkpoint_seconds=checkpoint_minutes * 60 if checkpoint_minutes else None)
+        err.print(f"checkpoint at step {last['step']} in {run_dir} (stopped by {last['stopped_by']})")
+
+
+@app.command("pack-data")
+def pack_data(
+    train_dir: Annotated[Path, typer.Argument(help="A folder with content/ and style/ subfolders (e.g. ../shared/data/train).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The pack file to write.")] = Path(".gpu/train.pack"),
+    flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour art to include [default: ../flat beside TRAIN_DIR, if present].")] = None,
+    max_mb: Annotated[Optional[float], typer.Option("--max-mb", help="Size limit in MiB [default: 64 MiB minus this checkout's tracked files, minus 1 MiB].")] = None,
+    size: Annotated[int, typer.Option("--size", help="Square side the images are kept at.")] = 256,
+) -> None:
+    """Pack a training set into one file that fits a GPU job's transfer limit: original bytes where
+    they fit, else WebP at the highest quality that fits (flat art stays lossless), else fewer images."""
+    with _errors():
+        from dinstyle.errors import OptionError
+        from dinstyle.train.data import list_images
+        from dinstyle.train.datapack import write_data_pack
+
+        groups = {"content": list_images(train_dir / "content"), "style": list_images(train_dir / "style")}
+        flat = flat or (train_dir.parent / "flat" if (train_dir.parent / "flat").is_dir() else None)
+        if flat is not None:
+            groups["flat"] = list_images(flat)
+        if max_mb is None:
+            max_mb = 64 - _tracked_mib() - 1
+        if max_mb <= 0:
+            raise OptionError(f"--max-mb {max_mb:.1f}: must be > 0")
+        with _progress(1, True) as prog:
+            task = prog.add_task("packing", total=None)
+            res = write_data_pack(groups, out, int(max_mb * 2**20), size,
+                                  on_progress=lambda msg: prog.update(task, description=f"packing ({msg})"))
+        kept = ", ".join(f"{g} {res.counts[g]}/{res.available[g]} ({res.encoding[g]})" for g in res.counts)
+        err.print(f"{out}: {res.bytes / 2**20:.1f} MiB (limit {max_mb:.1f} MiB): {kept}")
+
+
+def _tracked_mib() -> float:
+    """Size of this checkout's tracked files (what a GPU job sends besides the pack); 0 outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0.0
+    total = 0
+    for n in names.split(b"\0"):
+        if n:
+            p = root / n.decode(errors="replace")
+            total += p.stat().st_size if p.is_file() else 0
+    return total / 2**20
 
 
 @app.command()
 def bench(
     sizes: Annotated[str, typer.Option("--sizes", help="Comma-separated: 512x512, 1080p, 4K.")] = "512x512,1080p,4K",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per forward pass.")] = 1,
+    batch_size: Annotated[str, typer.Option("--batch-size", help="Images per forward pass; several comma-separated (1,8,32).")] = "1",
     repeats: Annotated[int, typer.Option("--repeats", help="Timed runs per size (median reported).")] = 5,
     onnx: Annotated[bool, typer.Option("--onnx", help="Also time the exported graph in onnxruntime (CPU).")] = False,
     mode: Annotated[str, typer.Option("--mode", help="DIN mode to measure: standard, adaptive or deformable.")] = "standard",
+    compile_: Annotated[bool, typer.Option("--compile", help="Also time a torch.compile'd content path.")] = False,
+    cuda_graphs: Annotated[bool, typer.Option("--cuda-graphs", help="Also time the content path replayed as a CUDA graph.")] = False,
+    video_stage: Annotated[bool, typer.Option("--video-stage", help="Also time the video path's stylize stage at 1080p (frames/s).")] = False,
+    time_limit: Annotated[Optional[float], typer.Option("--time-limit", help="Skip the rows left after this many seconds.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results: .json or .md.")] = None,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
-    dtype: DtypeOpt = "auto",
+    dtype: Annotated[str, typer.Option("--dtype", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16, bf16; several comma-separated.")] = "auto",
 ) -> None:
-    """Parameters, MACs (style and content path at 512²) and median latency per size, with peak memory."""
+    """Parameters, MACs (style and content path at 512²) and median latency per size, batch, dtype
+    and speed path, with peak memory."""
     with _errors():
         from dinstyle.bench import run_bench, to_markdown
         from dinstyle.errors import OptionError
         from dinstyle.io.files import atomic_write_bytes
+        from dinstyle.runtime import resolve_dtype
 
-        if batch_size < 1 or repeats < 1:
-            raise OptionError("--batch-size and --repeats must be at least 1")
-        st = _stylizer(weights, device, dtype)
-        res = run_bench(st, [s.strip() for s in sizes.split(",") if s.strip()], batch=batch_size, repeats=repeats,
-                        onnx=onnx, mode=mode)
+        try:
+            batches = [int(b) for b in batch_size.split(",") if b.strip()]
+        except ValueError:
+            batches = []
+        if not batches or min(batches) < 1 or repeats < 1:
+            raise OptionError("--batch-size (comma-separated) and --repeats must be at least 1")
+        names = [d.strip() for d in dtype.split(",") if d.strip()] or ["auto"]
+        st = _stylizer(weights, device, names[0])
+        dtypes = [resolve_dtype(d, st.device) for d in names]
+        variants = ("eager",) + (("compile",) if compile_ else ()) + (("graphs",) if cuda_graphs else ())
+        if cuda_graphs and st.device.type != "cuda":
+            raise OptionError("--cuda-graphs needs a CUDA device")
+        res = run_bench(st, [s.strip() for s in sizes.split(",") if s.strip()], batch=batches, repeats=repeats,
+                        onnx=onnx, mode=mode, dtypes=dtypes, variants=variants, video_stage=video_stage,
+                        time_limit=time_limit)
         md = to_markdown(res)
         typer.echo(md)
         if out is not None:
@@ -591,7 +694,8 @@ def eval_cmd(
     vgg: VggOpt = None,
 ) -> None:
     """Stylize every content x style pair; report style loss, content loss, SSIM, the share of
-    uniform input pixels left flat, and seconds per image — per DIN mode."""
+    uniform input pixels left flat, the 2-pixel stripe figure (outputs and contents) and seconds
+    per image — per DIN mode."""
     with _errors():
         from dinstyle.evaluate import evaluate
 
@@ -612,11 +716,12 @@ def eval_cmd(
             from rich.table import Table
 
             t = Table(title=f"dinstyle eval ({rows[0]['pairs']} pairs, model {st.model_id})")
-            for col in ("mode", "style loss", "content loss", "SSIM", "flat kept flat", "s / image"):
+            for col in ("mode", "style loss", "content loss", "SSIM", "flat kept flat", "stripe (contents)", "s / image"):
                 t.add_column(col, justify="right")
             for r in rows:
                 flat = "n/a" if r["flat_const"] is None else f"{r['flat_const']:.3f}"
                 t.add_row(r["mode"], f"{r['style_loss']:.3f}", f"{r['content_loss']:.3f}", f"{r['ssim']:.3f}", flat,
+                          f"{r['stripe']:.2f} ({r['content_stripe']:.2f})",
                           f"{r['seconds_per_image']:.3f}")
             Console().print(t)
 

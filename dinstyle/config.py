@@ -26,6 +26,13 @@ class ModelConfig:
     widths: tuple[int, int, int] = (32, 64, 128)  # the three DIN levels, finest first
     stem_kernel: int = 3  # the stride-1 input conv (paper/Johnson: 9x9)
     n_res: int = 2  # residual blocks in the encoder (and mirrored in the decoder)
+    # Decoder output head. "bilinear": RGB and a few feature channels predicted at half resolution,
+    # up-sampled bilinearly, then a 3x3 conv at full resolution refines them; it cannot print a
+    # 2-pixel pattern the photo does not have. "shuffle": pixel shuffle of 12 channels (weights
+    # before 0.2; its sub-pixel channels drift apart in training and leave 2-pixel stripes).
+    head: str = "bilinear"
+    head_channels: int = 8  # feature channels carried to full resolution by the bilinear head
+    dec_blocks: int = 0  # extra residual blocks after each decoder up-step (1/4 and 1/2 resolution)
     # One DIN layer per resolution, fed by these VGG taps of the style (full, 1/2, 1/4).
     style_taps: tuple[str, str, str] = ("relu2_1", "relu3_1", "relu4_1")
     param_hidden: int = 64  # width of the weight/bias nets
@@ -43,6 +50,7 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         d = dict(d)
         d.pop("adaptive_grid", None)  # the 8x8 kernel grid of earlier weights; replaced by adaptive_window
+        d.setdefault("head", "shuffle")  # configs written before the head was configurable
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
@@ -56,6 +64,7 @@ class ModelConfig:
 class TrainConfig:
     content_dir: str = ""
     style_dir: str = ""
+    data_pack: str | None = None  # a `dinstyle pack-data` file holding content/style/flat images instead of folders
     vgg: str | None = None
     steps: int = 160_000
     batch_size: int = 8
@@ -63,20 +72,32 @@ class TrainConfig:
     lr: float = 1e-4
     param_lr_mult: float = 10.0
     lr_decay: float = 5e-5  # lr / (1 + decay * step), as AdaIN/MicroAST
+    warmup: int = 0  # steps of linear learning-rate warm-up (after a change of batch size or lr)
     content_weight: float = 1.0
     style_weight: float = 2.0
+    # scales each VGG tap's style term (relu1_1 .. relu4_1), after the per-layer balance
+    style_layer_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    bank_size: int = 256  # every training image is decoded once to this square size
+    # output pixels per source pixel of content crops (drawn log-evenly): > 1 zooms in, the way a
+    # large photo looks to the network at inference
+    content_zoom: tuple[float, float] = (0.5, 1.0)
+    # styles are seen whole at this size, as at inference (0: random crops at style_zoom instead)
+    style_view: int = 0
+    style_zoom: tuple[float, float] = (0.5, 1.0)
+    style_cache: bool = True  # keep each style's VGG taps after its first use (whole-view styles only)
     adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
     deformable_prob: float = 0.0  # share of steps trained in the deformable mode (needs model.deform_kernel)
     flat_dir: str | None = None  # optional flat-colour images mixed into the content stream
     flat_prob: float = 0.0
     adaptive_flat_prob: float | None = None  # share of flat images in adaptive-mode steps (None: flat_prob)
     seed: int = 0
-    workers: int = 2
+    workers: int = 2  # threads decoding the images into memory at start-up
     checkpoint_every: int = 500
     preview_every: int = 500
     log_every: int = 10
     device: str = "auto"
-    amp: str = "auto"  # auto | bf16 | fp16 | none
+    amp: str = "auto"  # auto (bf16 on GPUs and on CPUs with bf16 units) | bf16 | fp16 | none
+    compile: str = "auto"  # torch.compile the model: auto (tried on CUDA, kept if faster) | on | off
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def to_dict(self) -> dict:
@@ -87,5 +108,8 @@ class TrainConfig:
         d = dict(d)
         model = ModelConfig.from_dict(d.pop("model", {}))
         names = {f.name for f in dataclasses.fields(cls)}
+        for k in ("style_layer_weights", "content_zoom", "style_zoom"):
+            if k in d:
+                d[k] = tuple(d[k])
         return cls(model=model, **{k: v for k, v in d.items() if k in names})
 

@@ -2,7 +2,8 @@
 
 Scores per pair, averaged: style loss and content loss measured with the VGG-19 exactly as in
 training, SSIM of the output against the content (grey levels, 11x11 Gaussian window), and the
-seconds the content path took per image.
+seconds the content path took per image; the stripe figure (2-pixel line/checkerboard energy,
+``metrics.stripe_energy``) of the outputs and, for reference, of the content images themselves.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 from dinstyle.engine import Stylizer
 from dinstyle.errors import InputError
 from dinstyle.io.images import fit_size, read_image, resize_rgb
-from dinstyle.metrics import flat_output_fraction, ssim
+from dinstyle.metrics import flat_output_fraction, ssim, stripe_energy
 from dinstyle.train.data import list_images
 from dinstyle.train.losses import content_loss, style_loss
 
@@ -38,7 +39,8 @@ def score(output: np.ndarray, content: np.ndarray, style: np.ndarray, vgg, conte
     cf = content_feats if content_feats is not None else vgg(_t(content, dev), taps=("relu4_1",))
     sf = style_feats if style_feats is not None else vgg(_t(style, dev))
     return {"style_loss": float(style_loss(of, sf)[0]), "content_loss": float(content_loss(of, cf)[0]),
-            "ssim": ssim(output, content), "flat_const": flat_output_fraction(output, content)}
+            "ssim": ssim(output, content), "flat_const": flat_output_fraction(output, content),
+            "stripe": stripe_energy(output)}
 
 
 @dataclass
@@ -48,6 +50,8 @@ class EvalResult:
     content_loss: float
     ssim: float
     flat_const: float  # share of uniform-input pixels left near-constant (NaN: no uniform regions)
+    stripe: float  # 2-pixel pattern energy of the outputs
+    content_stripe: float  # the same figure for the content images (what the photos have themselves)
     seconds_per_image: float
     per_style: dict[str, dict[str, float]]
 
@@ -103,6 +107,7 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
 
     return EvalResult(pairs=len(allrows), style_loss=avg(allrows, "style_loss"),
                       content_loss=avg(allrows, "content_loss"), ssim=avg(allrows, "ssim"),
-                      flat_const=avg(allrows, "flat_const"),
+                      flat_const=avg(allrows, "flat_const"), stripe=avg(allrows, "stripe"),
+                      content_stripe=avg([{"s": stripe_energy(c.rgb)} for c in contents], "s"),
                       seconds_per_image=float(statistics.median(secs)),
-                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const")} for k, v in rows.items()})
+                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const", "stripe")} for k, v in rows.items()})

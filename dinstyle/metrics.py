@@ -24,6 +24,25 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
+def stripe_energy(rgb: np.ndarray, box: int = 8, margin: int = 8) -> float:
+    """Energy of 2-pixel (Nyquist) patterns: the thin lines and checkerboards a sub-pixel decoder
+    head can print. Y = grey levels 0..255; Z = Y * (-1)^row, box-filtered ``box`` x ``box`` and
+    RMS over the interior (``margin`` px); the same with (-1)^col and (-1)^(row+col); the figure
+    is the largest of the three. ~0 on smooth images, ~A for alternate rows offset by +-A."""
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64) if rgb.ndim == 3 else rgb.astype(np.float64)
+    h, w = y.shape
+    if h <= 2 * margin or w <= 2 * margin:
+        return float("nan")
+    sr = np.where(np.arange(h) % 2 == 0, 1.0, -1.0)[:, None]
+    sc = np.where(np.arange(w) % 2 == 0, 1.0, -1.0)[None, :]
+    best = 0.0
+    for sign in (sr, sc, sr * sc):
+        z = cv2.blur(y * sign, (box, box), borderType=cv2.BORDER_REFLECT)
+        inner = z[margin:h - margin, margin:w - margin]
+        best = max(best, float(np.sqrt(np.mean(inner * inner))))
+    return best
+
+
 def local_std(rgb: np.ndarray, window: int = 5) -> np.ndarray:
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(g, (window, window))

@@ -100,3 +100,67 @@ def test_deformable_mode_needs_deformable_weights(tiny_weights):
 
     with pytest.raises(OptionError, match="no deformable"):
         Stylizer(weights=tiny_weights, device="cpu").check_mode("deformable")
+
+
+def _randomised(cfg):
+    import torch
+
+    from dinstyle.model import DinStyleNet
+
+    torch.manual_seed(1)
+    model = DinStyleNet(cfg).eval()
+    with torch.no_grad():  # a decoder whose sub-pixel / refinement weights have drifted apart, as in training
+        for name, p in model.decoder.named_parameters():
+            if name.startswith("head"):
+                p.normal_(0, 0.2)
+    return model
+
+
+def test_bilinear_head_prints_no_two_pixel_pattern_where_a_shuffle_head_does():
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from dinstyle.config import ModelConfig
+    from dinstyle.metrics import stripe_energy
+
+    cfg = ModelConfig(widths=(8, 8, 16), param_hidden=8)
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    x = torch.stack([0.5 + 0.2 * torch.sin(xx / 11), 0.4 + 0.2 * torch.cos(yy / 13), 0.5 + 0.1 * torch.sin((xx + yy) / 17)])[None]
+    figures = {}
+    for head in ("bilinear", "shuffle"):
+        model = _randomised(dataclasses.replace(cfg, head=head))
+        params = [{"weight": torch.ones(1, c), "bias": torch.zeros(1, c)} for c in cfg.widths]
+        with torch.no_grad():
+            out = model(x, params)
+        # compare the pattern's energy with the output's own level of detail (scale-free)
+        img = (out[0].permute(1, 2, 0).numpy() - out.min().item()) / max(np.ptp(out.numpy()), 1e-6)
+        figures[head] = stripe_energy((img * 255).round().astype(np.uint8))
+    content = stripe_energy((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    assert figures["bilinear"] <= 1.1 * max(content, 1.0)
+    assert figures["shuffle"] > 3 * figures["bilinear"]
+
+
+def test_a_shuffle_head_converts_to_a_bilinear_head_that_starts_from_its_output():
+    import dataclasses
+
+    import torch
+    import torch.nn.functional as F
+
+    from dinstyle.config import ModelConfig
+    from dinstyle.model import DinStyleNet
+    from dinstyle.model.net import convert_state
+
+    old = _randomised(ModelConfig(widths=(8, 8, 16), param_hidden=8, head="shuffle"))
+    new = DinStyleNet(dataclasses.replace(old.cfg, head="bilinear", dec_blocks=1)).eval()
+    state, fresh = convert_state(old.state_dict(), new)
+    new.load_state_dict(state)
+    assert all(k.startswith(("decoder.head.refine", "decoder.res1", "decoder.res2")) for k in fresh)
+    x = torch.rand(1, 3, 32, 32)
+    params = [{"weight": torch.ones(1, c), "bias": torch.zeros(1, c)} for c in old.cfg.widths]
+    with torch.no_grad():
+        a, b = old(x, params), new(x, params)
+    # the new model starts as the old output averaged over 2x2 blocks, up-sampled bilinearly
+    expect = F.interpolate(F.avg_pool2d(a, 2), scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(b, expect, atol=1e-5)

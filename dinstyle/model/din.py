@@ -128,16 +128,23 @@ class ParamNet(nn.Module):
         nn.init.constant_(self.conv2.bias, init_bias)
 
     def forward(self, feat: Tensor, size: int | None) -> Tensor:
+        if size == 1:
+            # conv2 is linear, so pooling its output over the map equals conv2's summed kernel
+            # applied to the pooled hidden map (up to the zero padding at the map's border): the
+            # 3x3 conv then runs once instead of at every position (~3x cheaper; it matters in training)
+            h = F.relu(self.conv1(feat)).mean((2, 3), keepdim=True)  # (N, hidden, 1, 1)
+            return F.conv2d(h, self.conv2.weight.sum((2, 3), keepdim=True), self.conv2.bias)  # (N, out, 1, 1)
         h = self.conv2(F.relu(self.conv1(feat)))  # (N, out, h, w)
         return h if size is None else F.adaptive_avg_pool2d(h, size)  # (N, out, size, size)
 
 
-def texture_map(h: Tensor, window: int) -> Tensor:
-    """Spatially-adaptive parameters from a per-position map h (N, C, h, w): the map's global mean
-    (exactly the standard mode's parameter) plus its detail finer than ``window`` positions.
+def texture_map(h: Tensor, window: int, mean: Tensor | None = None) -> Tensor:
+    """Spatially-adaptive parameters from a per-position map h (N, C, h, w): ``mean`` (N, C, 1, 1),
+    the standard mode's parameter (default: the map's mean), plus the map's detail finer than
+    ``window`` positions.
     The coarse layout of the painting is dropped, so tiling the map repeats brush texture, not
     the painting's composition; the map's border (zero-padding effects) is trimmed."""
-    mean = h.mean((2, 3), keepdim=True)
+    mean = h.mean((2, 3), keepdim=True) if mean is None else mean
     trim = 2  # the style encoder's zero padding marks the map's border; tiling would repeat it as lines
     if min(h.shape[-2:]) > 4 * trim:
         h = h[:, :, trim:-trim, trim:-trim]
@@ -181,8 +188,8 @@ class DynamicInstanceNorm(nn.Module):
             return {"weight": weight, "bias": bias}
         if mode == "adaptive":
             win = self.adaptive_window
-            return {"weight": texture_map(self.weight_net(style_feat, None), win),
-                    "bias": texture_map(self.bias_net(style_feat, None), win)}
+            return {"weight": texture_map(self.weight_net(style_feat, None), win, self.weight_net(style_feat, 1)),
+                    "bias": texture_map(self.bias_net(style_feat, None), win, self.bias_net(style_feat, 1))}
         if mode == "deformable":
             k = self.deform_kernel
             if not k:

@@ -1,15 +1,17 @@
 """MobileNet-DIN: content encoder, hierarchical DIN, decoder (Fig. 4 of the DIN paper).
 
 Deviations from the paper, chosen for speed on CPUs and in video (measured in benchmarks/):
-- the image is folded 2x2 into channels (pixel unshuffle) before the encoder and unfolded after
-  the decoder (pixel shuffle), so no 16-channel tensor ever exists at full resolution: on a CPU
-  every full-resolution pass over memory costs as much as a small conv. The stride-1 conv and the
+- the image is folded 2x2 into channels (pixel unshuffle) before the encoder, so no 16-channel
+  tensor ever exists at full resolution: on a CPU every full-resolution pass over memory costs as
+  much as a small conv. The stride-1 conv and the
   two stride-2 blocks follow, so DIN acts at 1/2, 1/4 and 1/8 of the input size;
 - the stride-1 input conv is 3x3 (Johnson's 9x9 costs 1 G MACs at 512x512 on its own);
 - no normalisation layers inside encoder/decoder: the only norms are the DIN layers, whose
   instance norm and dynamic affine are fused into one pass (``din_affine``);
-- decoder up-steps reduce channels with a 1x1 conv *before* up-sampling, so the full-resolution
-  work is one depthwise 3x3 conv on 16 channels.
+- decoder up-steps reduce channels with a 1x1 conv *before* up-sampling;
+- the output head predicts RGB plus a few feature channels at half resolution, up-samples them
+  bilinearly and refines with one 3x3 conv at full resolution (``BilinearHead``): the paper's
+  bilinear decoder, without the 2-pixel stripes of a pixel-shuffle head.
 """
 from __future__ import annotations
 
@@ -40,10 +42,13 @@ class DepthwiseSeparable(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, c: int):
+    def __init__(self, c: int, zero_init: bool = False):
         super().__init__()
         self.a = DepthwiseSeparable(c, c)
         self.b = DepthwiseSeparable(c, c, act=False)
+        if zero_init:  # starts as the identity (added to a trained model without changing it)
+            nn.init.zeros_(self.b.pw.weight)
+            nn.init.zeros_(self.b.pw.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.b(self.a(x)).add_(x)
@@ -84,9 +89,36 @@ class ContentEncoder(nn.Module):
         return [f1, f2, f3]
 
 
+class BilinearHead(nn.Module):
+    """Output head without sub-pixel channels: RGB plus ``k`` feature channels are predicted at the
+    decoder's resolution, up-sampled bilinearly to the input size, and a 3x3 conv at full
+    resolution adds detail from the features. Bilinear x2 has a zero at the Nyquist frequency and
+    the conv is shift-invariant, so the head cannot print the 2-pixel lines a pixel-shuffle head
+    drifts into (its four sub-pixel channels are free to differ)."""
+
+    def __init__(self, cin: int, k: int):
+        super().__init__()
+        self.k = k
+        self.lo = nn.Conv2d(cin, 3 + k, 3, 1, 1)
+        self.refine = nn.Conv2d(k, 3, 3, 1, 1)
+        with torch.no_grad():  # start near mid-grey, not from a random colour cast
+            self.lo.weight.mul_(0.1)
+            self.lo.bias[:3].fill_(0.5)
+        nn.init.zeros_(self.refine.weight)  # starts as the up-sampled RGB; detail is learned
+        nn.init.zeros_(self.refine.bias)
+
+    def forward(self, h: Tensor, size: tuple[int, int]) -> Tensor:
+        y = self.lo(h)  # (N, 3+k, h, w)
+        if tuple(y.shape[-2:]) != tuple(size):
+            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)  # (N, 3+k, H, W)
+        out = self.refine(F.relu(y[:, 3:]))  # (N, 3, H, W)
+        return out.add_(y[:, :3])
+
+
 class Decoder(nn.Module):
     """Mirror of the encoder with bilinear up-sampling; the DIN outputs of the two finer levels
-    are added into it at matching resolutions (hierarchical DIN)."""
+    are added into it at matching resolutions (hierarchical DIN). ``dec_blocks`` residual blocks
+    after each up-step add capacity where strokes are drawn (1/4 and 1/2 of the input's size)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -94,22 +126,53 @@ class Decoder(nn.Module):
         self.res = nn.Sequential(*[ResidualBlock(c3) for _ in range(cfg.n_res)])
         self.up2 = UpBlock(c3, c2)
         self.up1 = UpBlock(c2, c1)
+        self.res2 = nn.Sequential(*[ResidualBlock(c2, zero_init=True) for _ in range(cfg.dec_blocks)])
+        self.res1 = nn.Sequential(*[ResidualBlock(c1, zero_init=True) for _ in range(cfg.dec_blocks)])
         self.unshuffle = cfg.unshuffle
-        self.head = nn.Conv2d(c1, 3 * cfg.unshuffle**2, cfg.stem_kernel, 1, cfg.stem_kernel // 2)
-        nn.init.constant_(self.head.bias, 0.5)  # start from mid-grey, not from a random colour cast
-        if cfg.unshuffle > 1:  # ICNR: all sub-pixels start equal, so pixel shuffle starts checkerboard-free
-            w = self.head.weight.data
-            self.head.weight.data = w[: 3].repeat_interleave(cfg.unshuffle**2, dim=0).contiguous()
+        self.kind = cfg.head
+        if cfg.head == "bilinear":
+            self.head = BilinearHead(c1, cfg.head_channels)
+        elif cfg.head == "shuffle":
+            self.head = nn.Conv2d(c1, 3 * cfg.unshuffle**2, cfg.stem_kernel, 1, cfg.stem_kernel // 2)
+            nn.init.constant_(self.head.bias, 0.5)
+            if cfg.unshuffle > 1:  # ICNR: all sub-pixels start equal (only at initialisation)
+                w = self.head.weight.data
+                self.head.weight.data = w[: 3].repeat_interleave(cfg.unshuffle**2, dim=0).contiguous()
+        else:
+            raise ValueError(f"unknown decoder head {cfg.head!r} (bilinear or shuffle)")
 
     def forward(self, d: list[Tensor]) -> Tensor:
         d1, d2, d3 = d
         h = self.res(d3)  # (N, c3, H/4u, W/4u)
-        h = F.relu_(self.up2(h, d2.shape[-2:]).add_(d2))  # (N, c2, H/2u, W/2u)
-        h = F.relu_(self.up1(h, d1.shape[-2:]).add_(d1))  # (N, c1, H/u, W/u)
+        h = self.res2(F.relu_(self.up2(h, d2.shape[-2:]).add_(d2)))  # (N, c2, H/2u, W/2u)
+        h = self.res1(F.relu_(self.up1(h, d1.shape[-2:]).add_(d1)))  # (N, c1, H/u, W/u)
+        if self.kind == "bilinear":
+            u = self.unshuffle
+            return self.head(h, (h.shape[-2] * u, h.shape[-1] * u))  # (N, 3, H, W)
         out = self.head(h)  # (N, 3u^2, H/u, W/u)
         if self.unshuffle > 1:
             out = F.pixel_shuffle(out, self.unshuffle)
         return out  # (N, 3, H, W), RGB in about [0, 1]
+
+
+def convert_state(state: dict[str, Tensor], model: "DinStyleNet") -> tuple[dict[str, Tensor], list[str]]:
+    """Map a state dict of another configuration onto ``model``: tensors whose name and shape match
+    are kept; a pixel-shuffle head becomes the bilinear head's RGB part (the mean of its four
+    sub-pixel filters, so the model starts as the old one's 2x2-averaged output); everything else
+    keeps ``model``'s initialisation (new residual blocks start as identities). Returns the state
+    to load and the names that were newly initialised."""
+    own = model.state_dict()
+    out = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    u = model.cfg.unshuffle
+    if model.cfg.head == "bilinear" and "decoder.head.weight" in state and state["decoder.head.weight"].shape[0] == 3 * u * u:
+        w, b = state["decoder.head.weight"], state["decoder.head.bias"]
+        lo_w, lo_b = own["decoder.head.lo.weight"].clone(), own["decoder.head.lo.bias"].clone()
+        if lo_w.shape[1:] == w.shape[1:]:
+            lo_w[:3] = w.view(3, u * u, *w.shape[1:]).mean(1)
+            lo_b[:3] = b.view(3, u * u).mean(1)
+            out["decoder.head.lo.weight"], out["decoder.head.lo.bias"] = lo_w, lo_b
+    new = sorted(k for k in own if k not in out)
+    return {**own, **out}, new
 
 
 class DinStyleNet(nn.Module):

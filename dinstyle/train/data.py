@@ -1,17 +1,23 @@
-"""Training data: two flat folders of images, and a map from step number to batch.
+"""Training data held in memory, and a map from step number to batch.
 
-Every batch is a pure function of (seed, step): which images, where to crop, whether to flip and
-which DIN mode. That makes resume exact (the run continues with the batch it would have drawn)
-and lets DataLoader workers decode ahead without any shared state.
+Every image is decoded once into a uint8 "bank" tensor on the training device (the CPU or the
+GPU). Every batch is a pure function of (seed, step, rank): which images, the crop's zoom,
+position and flip, and the DIN mode — so resume is exact. Crops, zoom and flips are one batched
+``grid_sample`` on the device: no decoding processes compete with training for the CPU's cores,
+and a GPU assembles its batches without the host.
 """
 from __future__ import annotations
 
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import Dataset
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from dinstyle.errors import InputError
 from dinstyle.io.images import IMAGE_EXTS
@@ -27,54 +33,120 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
-def load_crop(path: Path, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """Open, scale so the short side is in [crop, 2*crop], random crop and flip -> (3, crop, crop) uint8."""
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        short = min(w, h)
-        target = min(max(short, crop), 2 * crop)
-        if target != short:
-            s = target / short
-            im = im.resize((max(crop, round(w * s)), max(crop, round(h * s))), Image.Resampling.BILINEAR)
-        a = np.asarray(im)
-    y = int(rng.integers(0, a.shape[0] - crop + 1))
-    x = int(rng.integers(0, a.shape[1] - crop + 1))
-    a = a[y:y + crop, x:x + crop]
-    if rng.random() < 0.5:
-        a = a[:, ::-1]
-    return np.ascontiguousarray(a.transpose(2, 0, 1))
+def decode_square(src: bytes | Path, size: int) -> np.ndarray:
+    """Decode an image, scale its short side to ``size`` and keep the centre square -> (size, size, 3) uint8."""
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            s = size / min(w, h)
+            if s != 1.0:
+                im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.Resampling.BICUBIC,
+                               reducing_gap=2.0)
+            a = np.asarray(im)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        name = "image bytes" if isinstance(src, bytes) else str(src)
+        raise InputError(f"{name}: not a readable image ({type(e).__name__})") from None
+    y, x = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
+    return np.array(a[y:y + size, x:x + size], copy=True)
 
 
-class StepBatches(Dataset):
-    """``dataset[step]`` -> {"content", "style": (B, 3, crop, crop) uint8, "mode": DIN mode, "step"}."""
+class ImageBank:
+    """A set of training images decoded once: ``images`` (N, 3, S, S) uint8 on one device."""
 
-    def __init__(self, content: list[Path], style: list[Path], batch_size: int, crop: int, seed: int,
-                 flat: list[Path] | None = None, flat_prob: float = 0.0, adaptive_prob: float = 0.0, rank: int = 0,
-                 deformable_prob: float = 0.0, adaptive_flat_prob: float | None = None):
-        self.content, self.style, self.flat = content, style, flat or []
-        self.batch_size, self.crop, self.seed = batch_size, crop, seed
-        self.flat_prob, self.adaptive_prob = flat_prob, adaptive_prob
-        self.rank = rank
-        self.deformable_prob = deformable_prob
-        # the spatially-adaptive mode is for flat-colour art: its steps may draw more of it
-        self.adaptive_flat_prob = flat_prob if adaptive_flat_prob is None else adaptive_flat_prob
+    def __init__(self, images: torch.Tensor, names: Sequence[str]):
+        self.images, self.names = images, list(names)
+
+    @classmethod
+    def decode(cls, sources: Sequence[bytes | Path], size: int, names: Sequence[str] | None = None,
+               threads: int = 2) -> "ImageBank":
+        """Decode files or encoded bytes (Pillow releases the GIL while decoding: threads help)."""
+        out = torch.empty(len(sources), size, size, 3, dtype=torch.uint8)
+
+        def one(i: int) -> None:
+            out[i] = torch.from_numpy(decode_square(sources[i], size))
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            list(pool.map(one, range(len(sources))))
+        names = names if names is not None else [Path(s).name if not isinstance(s, bytes) else str(i)
+                                                 for i, s in enumerate(sources)]
+        return cls(out.permute(0, 3, 1, 2).contiguous(), names)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, size: int, threads: int = 2) -> "ImageBank":
+        files = list_images(folder)
+        return cls.decode(files, size, [f.name for f in files], threads)
 
     def __len__(self) -> int:
-        return 1 << 40
+        return self.images.shape[0]
 
-    def __getitem__(self, step: int) -> dict:
-        rng = np.random.default_rng([self.seed, int(step)] + ([self.rank] if self.rank else []))
-        # the mode must agree across ranks (DDP needs the same graph), so it is drawn from (seed, step) only
-        r = np.random.default_rng([self.seed, int(step)]).random()
-        mode = "adaptive" if r < self.adaptive_prob else (
-            "deformable" if r < self.adaptive_prob + self.deformable_prob else "standard")
-        rng.random()
-        cs, ss = [], []
-        flat_prob = self.adaptive_flat_prob if mode == "adaptive" else self.flat_prob
-        for _ in range(self.batch_size):
-            pool = self.flat if self.flat and rng.random() < flat_prob else self.content
-            cs.append(load_crop(pool[int(rng.integers(len(pool)))], self.crop, rng))
-            ss.append(load_crop(self.style[int(rng.integers(len(self.style)))], self.crop, rng))
-        return {"content": torch.from_numpy(np.stack(cs)), "style": torch.from_numpy(np.stack(ss)),
-                "mode": mode, "step": int(step)}
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    def to(self, device: torch.device) -> "ImageBank":
+        return ImageBank(self.images.to(device), self.names)
+
+
+@dataclass
+class Plan:
+    """What step ``step`` trains on (drawn on the CPU, applied on the device)."""
+
+    step: int
+    mode: str
+    content: torch.Tensor  # (B,) index into the photo bank, or into the flat bank where ``flat``
+    flat: torch.Tensor  # (B,) bool
+    content_view: torch.Tensor  # (B, 4): zoom, y, x in [0, 1], flip (0/1)
+    style: torch.Tensor  # (B,) index into the style bank
+    style_view: torch.Tensor  # (B, 4); unused when styles are seen whole
+
+
+def draw_plan(step: int, *, seed: int, batch_size: int, n_content: int, n_style: int, n_flat: int = 0,
+              flat_prob: float = 0.0, adaptive_prob: float = 0.0, deformable_prob: float = 0.0,
+              adaptive_flat_prob: float | None = None, content_zoom: tuple[float, float] = (0.5, 1.0),
+              style_zoom: tuple[float, float] = (0.5, 1.0), rank: int = 0) -> Plan:
+    """The batch of ``step``: a pure function of its arguments."""
+    # the mode must agree across ranks (DDP needs the same graph), so it is drawn from (seed, step) only
+    r = np.random.default_rng([seed, int(step)]).random()
+    mode = "adaptive" if r < adaptive_prob else ("deformable" if r < adaptive_prob + deformable_prob else "standard")
+    rng = np.random.default_rng([seed, int(step)] + ([rank] if rank else []))
+    fp = (flat_prob if adaptive_flat_prob is None else adaptive_flat_prob) if mode == "adaptive" else flat_prob
+    flat = (rng.random(batch_size) < fp) if n_flat else np.zeros(batch_size, bool)
+    content = np.where(flat, rng.integers(0, max(n_flat, 1), batch_size), rng.integers(0, n_content, batch_size))
+    style = rng.integers(0, n_style, batch_size)
+
+    def views(zoom):
+        lo, hi = zoom
+        z = np.exp(rng.uniform(np.log(lo), np.log(hi), batch_size))  # zoom drawn evenly on a log scale
+        return np.stack([z, rng.random(batch_size), rng.random(batch_size), rng.random(batch_size) < 0.5], 1)
+
+    cv, sv = views(content_zoom), views(style_zoom)
+    return Plan(int(step), mode, torch.from_numpy(content), torch.from_numpy(flat), torch.from_numpy(cv).float(),
+                torch.from_numpy(style), torch.from_numpy(sv).float())
+
+
+def crop_views(images: torch.Tensor, view: torch.Tensor, crop: int) -> torch.Tensor:
+    """Crops of ``crop`` x ``crop`` pixels from square uint8 images (B, 3, S, S): each ``view`` row
+    (zoom, y, x, flip) says how many output pixels per source pixel (the region is crop/zoom source
+    pixels wide, at most the whole image), where the region lies (0..1 of the free range) and
+    whether to mirror it. One bilinear ``grid_sample`` for the batch -> (B, 3, crop, crop) float in [0, 1]."""
+    b, _, s, _ = images.shape
+    view = view.to(images.device, torch.float32)
+    half = (crop / view[:, 0] / s).clamp(max=1.0)  # half-extent of the region in [-1, 1] coordinates
+    cy = (view[:, 1] * 2 - 1) * (1 - half)
+    cx = (view[:, 2] * 2 - 1) * (1 - half)
+    sx = torch.where(view[:, 3] > 0.5, -half, half)
+    theta = torch.zeros(b, 2, 3, device=images.device)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, cx, half, cy
+    grid = F.affine_grid(theta, [b, 3, crop, crop], align_corners=False)
+    x = images.float().div_(255)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).clamp_(0, 1)
+
+
+def whole_views(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Whole images (B, 3, S, S) uint8 scaled to ``size`` x ``size`` -> float [0, 1] (how a style is seen at inference)."""
+    x = images.float().div_(255)
+    if images.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=size < images.shape[-1]).clamp_(0, 1)
+    return x

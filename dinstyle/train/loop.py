@@ -30,9 +30,11 @@ from dinstyle.io.files import atomic_path, atomic_write_bytes
 from dinstyle.io.images import write_image
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.runtime import resolve_device
-from dinstyle.train.data import StepBatches, list_images
-from dinstyle.train.losses import content_loss, style_loss
+from dinstyle.train.cache import StyleCache
+from dinstyle.train.data import ImageBank, Plan, crop_views, draw_plan, whole_views
+from dinstyle.train.losses import content_loss, style_loss_stats
 
+GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
 CKPT_NAME = "checkpoint.pt"
 CONFIG_NAME = "train_config.json"
 LOG_NAME = "log.jsonl"
@@ -57,43 +59,89 @@ def make_optimizer(model: DinStyleNet, cfg: TrainConfig) -> torch.optim.Adam:
                               "base_lr": cfg.lr * cfg.param_lr_mult}])
 
 
-def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int) -> None:
+def lr_factor(cfg: TrainConfig, step: int, warm_from: int = 0) -> float:
+    """Inverse-time decay (AdaIN/MicroAST) times a linear warm-up over ``cfg.warmup`` steps from ``warm_from``."""
+    warm = min(1.0, (step - warm_from + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
+    return warm / (1.0 + cfg.lr_decay * step)
+
+
+def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, warm_from: int = 0) -> None:
+    f = lr_factor(cfg, step, warm_from)
     for g in opt.param_groups:
-        g["lr"] = g["base_lr"] / (1.0 + cfg.lr_decay * step)
+        g["lr"] = g["base_lr"] * f
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 matrix units (AMX) or AVX512-BF16: oneDNN then runs the VGG ~2.5x faster in bf16."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    if amp not in ("auto", "bf16", "fp16", "none"):
+        raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
+    if amp == "auto":
+        return "bf16" if device.type == "cuda" or cpu_has_bf16() else "none"
+    if amp == "fp16" and device.type != "cuda":
+        raise OptionError("--amp fp16 is for GPUs; on the CPU use bf16 or none")
+    return amp
 
 
 def _autocast(device: torch.device, amp: str):
-    if device.type != "cuda" or amp == "none":
+    if amp == "none":
         return nullcontext()
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
 
 
 class StyleTransferLoss(nn.Module):
     """The training objective as one module (so DistributedDataParallel can wrap it):
-    style path -> content path -> VGG losses. Returns (total, content, style)."""
+    DIN parameters from the style's VGG maps -> content path -> VGG losses against the content's
+    relu4_1 and the style's channel statistics. Returns (total, content, style, output).
 
-    def __init__(self, model: DinStyleNet, vgg: VGGEncoder, cfg: TrainConfig):
+    ``amp`` runs the VGG in reduced precision; the content path joins it on GPUs only (on CPUs
+    its depthwise convs are ~4x slower in bf16 than in float32)."""
+
+    def __init__(self, model: DinStyleNet, vgg: VGGEncoder, cfg: TrainConfig, amp: str = "none",
+                 device: torch.device | None = None):
         super().__init__()
         self.model, self.vgg = model, vgg
         self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
+        self.layer_weights = tuple(cfg.style_layer_weights)
+        self.amp = amp
+        self.device = device or torch.device("cpu")
 
-    def forward(self, content: torch.Tensor, style: torch.Tensor, mode: str = "standard"):
-        with torch.no_grad():
-            sf = self.vgg(style)
+    def forward(self, content: torch.Tensor, style_maps: dict[str, torch.Tensor],
+                style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard"):
+        vgg_amp = _autocast(self.device, self.amp)
+        model_amp = vgg_amp if self.device.type == "cuda" else nullcontext()
+        with torch.no_grad(), _autocast(self.device, self.amp):
             cf = self.vgg(content, taps=("relu4_1",))
-        out = self.model(content, self.model.style_params(sf, mode))
-        of = self.vgg(out)
+        with model_amp:
+            maps = style_maps if self.device.type == "cuda" else {t: v.float() for t, v in style_maps.items()}
+            out = self.model(content, self.model.style_params(maps, mode))
+        with _autocast(self.device, self.amp):
+            of = self.vgg(out)
         lc = content_loss(of, cf).mean()
-        ls = style_loss(of, sf).mean()
-        return self.content_weight * lc + self.style_weight * ls, lc, ls
+        ls = style_loss_stats(of, style_stats, layer_weights=self.layer_weights).mean()
+        return self.content_weight * lc + self.style_weight * ls, lc, ls, out
 
 
-def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style: torch.Tensor,
-               mode: str = "standard", amp: str = "none", scaler: torch.amp.GradScaler | None = None) -> dict[str, float]:
-    """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped) on [0, 1] batches."""
-    with _autocast(content.device, amp):
-        loss, lc, ls = net(content, style, mode)
+def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
+    """VGG maps and channel statistics of a batch of style images (computed on the fly)."""
+    from dinstyle.model.din import calc_mean_std
+
+    with torch.no_grad():
+        f = vgg(style)
+    return f, {t: calc_mean_std(v) for t, v in f.items()}
+
+
+def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style_maps, style_stats,
+               mode: str = "standard", scaler: torch.amp.GradScaler | None = None):
+    """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped). Returns the
+    (total, content, style) losses as detached tensors (no host sync) and the output."""
+    loss, lc, ls, out = net(content, style_maps, style_stats, mode)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -102,7 +150,7 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor
     else:
         loss.backward()
         opt.step()
-    return {"loss": loss.item(), "content": lc.item(), "style": ls.item()}
+    return torch.stack([loss.detach().float(), lc.detach().float(), ls.detach().float()]), out
 
 
 def save_checkpoint(run_dir: Path, model: DinStyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
@@ -154,42 +202,119 @@ def _preview(path: Path, content: torch.Tensor, style: torch.Tensor, out: torch.
     write_image(path, grid, quality=90)
 
 
-def _worker_ignores_stop_signals(_worker_id: int) -> None:
-    """Ctrl-C or SIGTERM sent to the whole process group (``kill``/``pkill`` of the command, a job
-    scheduler) must stop the run at a step boundary: the main process checkpoints and then shuts its
-    data workers down; a worker dying first would interrupt the step in the middle."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def load_banks(cfg: TrainConfig, device: torch.device) -> dict[str, ImageBank]:
+    """Decode the run's images once: {"content", "style"} and "flat" when flat images are mixed in."""
+    want_flat = bool(cfg.flat_dir or cfg.data_pack) and (cfg.flat_prob > 0 or bool(cfg.adaptive_flat_prob))
+    if cfg.data_pack:
+        from dinstyle.train.datapack import read_data_pack
+
+        groups = read_data_pack(cfg.data_pack)
+        banks = {g: ImageBank.decode(blobs, cfg.bank_size, names, cfg.workers)
+                 for g, (blobs, names) in groups.items() if g in ("content", "style") or (g == "flat" and want_flat)}
+        if "content" not in banks or "style" not in banks:
+            raise CheckpointError(f"{cfg.data_pack}: the data pack needs content and style images")
+    else:
+        if not cfg.content_dir or not cfg.style_dir:
+            raise OptionError("give --content DIR and --style DIR (or --data-pack FILE)")
+        banks = {"content": ImageBank.from_folder(cfg.content_dir, cfg.bank_size, cfg.workers),
+                 "style": ImageBank.from_folder(cfg.style_dir, cfg.bank_size, cfg.workers)}
+        if want_flat and cfg.flat_dir:
+            banks["flat"] = ImageBank.from_folder(cfg.flat_dir, cfg.bank_size, cfg.workers)
+    return {k: b.to(device) for k, b in banks.items()}
 
 
-def _worker_died(e: RuntimeError) -> bool:
-    """PyTorch reports a data worker killed from outside as a RuntimeError, raised wherever the
-    main process happens to be (fetching the next batch or in the middle of a step)."""
-    return "DataLoader worker" in str(e)
+def init_weights(model: DinStyleNet, source: str | Path) -> list[str]:
+    """Start a new run from trained weights (a weights folder or a run folder) of the same or an
+    older configuration; returns the names of the tensors that start fresh."""
+    from dinstyle.model.net import convert_state
+
+    src = Path(source)
+    if (src / CKPT_NAME).is_file():
+        state = load_checkpoint(src)["model"]
+    else:
+        from dinstyle.checkpoint import load_model
+
+        state = load_model(src)[0].state_dict()
+    merged, fresh = convert_state(state, model)
+    model.load_state_dict(merged)
+    return fresh
 
 
-def _batches(loader, stop: dict):
-    """Iterate the loader; a data worker killed from outside ends the run like a stop signal:
-    checkpoint and leave, no traceback."""
-    it = iter(loader)
-    while True:
-        try:
-            yield next(it)
-        except StopIteration:
-            return
-        except RuntimeError as e:
-            if not _worker_died(e):
-                raise
-            stop["flag"] = True
-            return
+class Batches:
+    """Turns a step's plan into device tensors: content crops, style images, and the style's VGG
+    targets (from the cache for whole-view styles)."""
+
+    def __init__(self, cfg: TrainConfig, banks: dict[str, ImageBank], vgg: VGGEncoder, model: DinStyleNet,
+                 device: torch.device, amp: str, rank: int, cache_path: Path | None):
+        self.cfg, self.banks, self.vgg, self.device, self.amp, self.rank = cfg, banks, vgg, device, amp, rank
+        self.map_taps = tuple(model.cfg.style_taps)
+        use_cache = cfg.style_cache and cfg.style_view > 0
+        self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path) if use_cache else None
+
+    def plan(self, step: int) -> Plan:
+        c = self.cfg
+        return draw_plan(step, seed=c.seed, batch_size=c.batch_size, n_content=len(self.banks["content"]),
+                         n_style=len(self.banks["style"]), n_flat=len(self.banks["flat"]) if "flat" in self.banks else 0,
+                         flat_prob=c.flat_prob, adaptive_prob=c.adaptive_prob, deformable_prob=c.deformable_prob,
+                         adaptive_flat_prob=c.adaptive_flat_prob, content_zoom=c.content_zoom, style_zoom=c.style_zoom,
+                         rank=self.rank)
+
+    def content(self, plan: Plan) -> torch.Tensor:
+        idx = plan.content.to(self.device)
+        photos = self.banks["content"].images
+        imgs = photos[idx.clamp(max=len(photos) - 1)]
+        if "flat" in self.banks and bool(plan.flat.any()):
+            flat = self.banks["flat"].images
+            imgs = torch.where(plan.flat.to(self.device)[:, None, None, None], flat[idx.clamp(max=len(flat) - 1)], imgs)
+        return crop_views(imgs, plan.content_view, self.cfg.crop)
+
+    def style_images(self, idx: torch.Tensor, plan: Plan | None = None) -> torch.Tensor:
+        imgs = self.banks["style"].images[idx.to(self.device)]
+        if self.cfg.style_view > 0:
+            return whole_views(imgs, self.cfg.style_view)
+        return crop_views(imgs, plan.style_view, self.cfg.crop)
+
+    def style(self, plan: Plan):
+        """(style images or None, VGG maps, channel statistics) of the plan's styles."""
+        if self.cache is not None:
+            def compute(missing):
+                with _autocast(self.device, self.amp):
+                    return style_targets(self.vgg, self._channels(self.style_images(missing)))[0]
+
+            maps, stats = self.cache.lookup(plan.style, compute)
+            return None, maps, stats
+        images = self._channels(self.style_images(plan.style, plan))
+        with _autocast(self.device, self.amp):
+            feats, stats = style_targets(self.vgg, images)
+        return images, {t: feats[t] for t in self.map_taps}, stats
+
+    def _channels(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    channels_last = False
+
+
+def _maybe_compile(model: DinStyleNet, how: str, device: torch.device):
+    """torch.compile the content path where asked ("on") or where it may pay ("auto" on CUDA);
+    returns the compiled forward or None. A failure here or in the first steps falls back to eager."""
+    if how == "off" or (how == "auto" and device.type != "cuda"):
+        return None
+    try:
+        return torch.compile(model)
+    except Exception:  # an optional speed path must never stop the run
+        return None
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps: int | None = None,
-          on_event: Callable[[TrainEvent], None] | None = None, overrides: dict | None = None) -> dict:
+          on_event: Callable[[TrainEvent], None] | None = None, overrides: dict | None = None, *,
+          init: str | Path | None = None, time_budget: float | None = None,
+          checkpoint_seconds: float | None = None) -> dict:
     """Train (or continue training) into ``run_dir``. Stops after ``cfg.steps`` total steps, after
-    ``max_steps`` more steps, or on SIGINT/SIGTERM, always leaving a checkpoint. On resume the run's
-    saved config is kept, except the schedule/machine settings and any ``overrides``.
-    Returns the last loss record."""
+    ``max_steps`` more steps, when ``time_budget`` seconds (counted from this call) would be
+    exceeded, or on SIGINT/SIGTERM, always leaving a checkpoint. On resume the run's saved config is
+    kept, except the schedule/machine settings and any ``overrides``. ``init`` starts a new run
+    from trained weights (see ``init_weights``). Returns the last loss record."""
+    t_call = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state = None
@@ -197,14 +322,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         state = load_checkpoint(run_dir)
         saved = TrainConfig.from_dict(json.loads(state["config_json"]))
         # keep what defines the run; allow the schedule and machine settings to change
-        saved.steps, saved.device, saved.workers, saved.amp = cfg.steps, cfg.device, cfg.workers, cfg.amp
+        # the run keeps its own step count unless overrides give one (resume must not shorten a run)
+        saved.device, saved.workers, saved.amp = cfg.device, cfg.workers, cfg.amp
         saved.checkpoint_every, saved.preview_every, saved.log_every = cfg.checkpoint_every, cfg.preview_every, cfg.log_every
         saved.content_dir, saved.style_dir = cfg.content_dir or saved.content_dir, cfg.style_dir or saved.style_dir
+        saved.data_pack, saved.compile = cfg.data_pack or saved.data_pack, cfg.compile
+        saved.vgg = cfg.vgg or saved.vgg
         for k, v in (overrides or {}).items():  # e.g. larger crops when a run moves to a GPU
             setattr(saved, k, v)
         cfg = saved
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
+    if cfg.lr <= 0 or cfg.style_weight < 0 or cfg.content_weight < 0:
+        raise OptionError("--lr must be > 0 and the loss weights >= 0")
     if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
         raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -220,35 +350,38 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     model = DinStyleNet(cfg.model).to(device)
     vgg = load_vgg(cfg.vgg).to(device)
     opt = make_optimizer(model, cfg)
-    start = 0
+    start = warm_from = 0
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         for g, lr in zip(opt.param_groups, (cfg.lr, cfg.lr * cfg.param_lr_mult)):
             g["base_lr"] = lr  # --lr given on resume takes effect (otherwise the same value)
         torch.set_rng_state(state["rng_cpu"])
-        start = int(state["step"])
+        start = warm_from = int(state["step"])
+    elif init is not None:
+        init_weights(model, init)
     if main:
         atomic_write_bytes(run_dir / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
-    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "none")
+    amp = resolve_amp(cfg.amp, device)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    channels_last = amp == "bf16" or device.type == "cuda"  # oneDNN/cuDNN run bf16 convs fastest in NHWC
+    if channels_last:
+        vgg = vgg.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
-    net: nn.Module = StyleTransferLoss(model, vgg, cfg)
+    banks = load_banks(cfg, device)
+    batches = Batches(cfg, banks, vgg, model, device, amp, rank, run_dir / f".style_cache.{os.getpid()}.f16")
+    batches.channels_last = channels_last
+    loss_mod = StyleTransferLoss(model, vgg, cfg, amp, device)
+    net: nn.Module = loss_mod
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    # each rank draws its own batches (rank 0 the same ones as a single-process run): a sharded sampler
-    dataset = StepBatches(list_images(cfg.content_dir), list_images(cfg.style_dir), cfg.batch_size, cfg.crop, cfg.seed,
-                          list_images(cfg.flat_dir) if cfg.flat_dir and (cfg.flat_prob > 0 or cfg.adaptive_flat_prob) else None,
-                          cfg.flat_prob, cfg.adaptive_prob, rank=rank, deformable_prob=cfg.deformable_prob,
-                          adaptive_flat_prob=cfg.adaptive_flat_prob)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None,
+                                                  broadcast_buffers=False)  # the only buffer is the VGG's constant mean
+    compiled = _maybe_compile(model, cfg.compile, device) if world == 1 else None
     end = cfg.steps if max_steps is None else min(cfg.steps, start + max_steps)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=None, sampler=range(start, end), num_workers=cfg.workers,
-        pin_memory=device.type == "cuda", prefetch_factor=4 if cfg.workers > 0 else None,
-        persistent_workers=False, worker_init_fn=_worker_ignores_stop_signals)
 
     stop = {"flag": False}
 
@@ -260,53 +393,100 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     last: dict = json.loads(state["last_json"]) if state is not None else {}
     step = start
     t0, n_img = time.perf_counter(), 0
+    t_ckpt = time.perf_counter()
+    acc = torch.zeros(3, device=device)
+    n_acc = 0
+    step_times: list[float] = []
+    ckpt_cost = 0.5  # seconds a checkpoint takes (measured at each save)
+    speed = {"eager": None, "compiled": None}
     try:
         model.train()
-        for batch in _batches(loader, stop):
-            step = batch["step"]
-            set_lr(opt, cfg, step)
-            content = batch["content"].to(device, non_blocking=True).float().div_(255)
-            style = batch["style"].to(device, non_blocking=True).float().div_(255)
-            if device.type == "cuda":
+        while step < end and not stop["flag"]:
+            ts = time.perf_counter()
+            if time_budget is not None and not step_times and ts - t_call > 0.6 * time_budget:
+                stop["budget"] = True  # start-up alone took most of the budget: leave room to save
+                break
+            set_lr(opt, cfg, step, warm_from if resume else 0)
+            plan = batches.plan(step)
+            content = batches.content(plan)
+            if channels_last:
                 content = content.contiguous(memory_format=torch.channels_last)
-                style = style.contiguous(memory_format=torch.channels_last)
-            mode = batch["mode"]
+            style_imgs, maps, stats = batches.style(plan)
+            # optional speed path: 20 eager steps, then 20 compiled ones; the faster is kept
+            use_compiled = compiled is not None and (speed["compiled"] is True or (
+                speed["compiled"] is None and step - start >= GUARD_STEPS))
+            if use_compiled:
+                loss_mod.model = compiled
             try:
-                losses = train_step(net, opt, content, style, mode, amp, scaler)
-            except RuntimeError as e:
-                if not _worker_died(e):
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler)
+            except Exception as e:
+                if not use_compiled:
                     raise
-                stop["flag"] = True
-                break  # the finally block checkpoints the steps completed so far
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise CheckpointError(f"training diverged at step {step} (loss {losses['loss']}); "
-                                      "resume from the last checkpoint with a lower --lr or --style-weight")
+                loss_mod.model = model  # the compiled path failed: go on in eager mode
+                speed["compiled"] = False
+                last["compile"] = f"off ({type(e).__name__})"
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler)
+            finally:
+                loss_mod.model = model
+            acc += losses
+            n_acc += 1
             step += 1
             n_img += cfg.batch_size
+            if device.type == "cuda" and step - start <= 40:
+                torch.cuda.synchronize()
+            dt_step = time.perf_counter() - ts
+            step_times.append(dt_step)
+            if compiled is not None and speed["compiled"] is None and step - start in (GUARD_STEPS, 2 * GUARD_STEPS):
+                median = sorted(step_times[-10:])[len(step_times[-10:]) // 2]
+                if step - start == GUARD_STEPS:
+                    speed["eager"] = median
+                else:
+                    speed["compiled"] = median < speed["eager"]
+                    last["compile"] = "on" if speed["compiled"] else "off (slower)"
             if step % cfg.log_every == 0 or step == end:
+                vals = (acc / n_acc).tolist()  # the one host sync, every log_every steps
+                acc.zero_()
+                n_acc = 0
+                if not all(math.isfinite(v) for v in vals):
+                    raise CheckpointError(f"training diverged at step {step} (loss {vals[0]}); "
+                                          "resume from the last checkpoint with a lower --lr or --style-weight")
                 dt = time.perf_counter() - t0
-                last = {"step": step, **{k: round(v, 6) for k, v in losses.items()},
-                        "lr": opt.param_groups[0]["lr"], "images_per_s": round(n_img / max(dt, 1e-9), 2),
-                        "mode": mode, "device": device.type, "time": time.time()}
+                last = {"step": step, "loss": round(vals[0], 6), "content": round(vals[1], 6),
+                        "style": round(vals[2], 6), "lr": opt.param_groups[0]["lr"],
+                        "images_per_s": round(n_img / max(dt, 1e-9), 2), "mode": plan.mode, "device": device.type,
+                        "amp": amp, "time": time.time(),
+                        **({"compile": last["compile"]} if "compile" in last else {})}
+                if batches.cache is not None:
+                    last["style_cache_hits"] = round(batches.cache.hits / max(1, batches.cache.hits + batches.cache.misses), 3)
                 log_f.write(json.dumps(last) + "\n")
                 log_f.flush()
                 t0, n_img = time.perf_counter(), 0
                 if on_event:
-                    on_event(TrainEvent(step, cfg.steps, losses["loss"], losses["content"], losses["style"],
-                                        last["images_per_s"]))
+                    on_event(TrainEvent(step, cfg.steps, vals[0], vals[1], vals[2], last["images_per_s"]))
             if main and cfg.preview_every and step % cfg.preview_every == 0:
                 with torch.no_grad():
-                    model.eval()
-                    out = model(content[:4], model.style_params(vgg(style[:4]), mode))
-                    model.train()
-                _preview(run_dir / "previews" / f"step_{step:07d}.jpg", content, style, out)
-            if main and step % cfg.checkpoint_every == 0:
+                    simgs = style_imgs if style_imgs is not None else batches.style_images(plan.style[:4])
+                    if simgs.shape[-1] != content.shape[-1]:
+                        simgs = torch.nn.functional.interpolate(simgs.float(), size=content.shape[-2:], mode="bilinear",
+                                                                align_corners=False)
+                    _preview(run_dir / "previews" / f"step_{step:07d}.jpg", content, simgs, out)
+            due = step % cfg.checkpoint_every == 0 or (
+                checkpoint_seconds is not None and time.perf_counter() - t_ckpt >= checkpoint_seconds)
+            if main and due:
+                tc = time.perf_counter()
                 save_checkpoint(run_dir, model, opt, step, cfg, last)
-            if stop["flag"]:
-                break
+                ckpt_cost = max(ckpt_cost, time.perf_counter() - tc)
+                t_ckpt = time.perf_counter()
+            if time_budget is not None:  # room for one more step and the final checkpoint?
+                typical = max(step_times[-20:][1:] or step_times)
+                if time.perf_counter() - t_call + 1.5 * typical + 1.5 * ckpt_cost >= time_budget:
+                    stop["budget"] = True
+                    break
     finally:
         if main:
             save_checkpoint(run_dir, model, opt, step, cfg, last)
+        if batches.cache is not None:
+            batches.cache.close()
         log_f.close()
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -315,7 +495,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         if on_event:
             on_event(TrainEvent(step, cfg.steps, last.get("loss", float("nan")), last.get("content", float("nan")),
                                 last.get("style", float("nan")), 0.0, "stopped" if stop["flag"] else "done"))
-    return {**last, "step": step}
+    return {**last, "step": step, "seconds": round(time.perf_counter() - t_call, 1),
+            "stopped_by": "signal" if stop["flag"] else ("time budget" if stop.get("budget") else "steps")}
 
 
 def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None = None, note: str = "") -> Path:
