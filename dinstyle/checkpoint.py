@@ -32,11 +32,20 @@ VGG_ENV = "DINSTYLE_VGG"
 WEIGHTS_ENV = "DINSTYLE_WEIGHTS"
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# The shipped weights: inside the installed package (the wheel maps the repository's weights/ to
+# dinstyle/weights), or the repository's own top-level weights/ in a checkout.
+SHIPPED_WEIGHTS = (Path(__file__).resolve().parent / "weights", PACKAGE_ROOT / "weights")
 
 
 def default_weights_dir() -> Path:
+    """$DINSTYLE_WEIGHTS, else the shipped weights wherever dinstyle is installed or checked out."""
     env = os.environ.get(WEIGHTS_ENV)
-    return Path(env) if env else PACKAGE_ROOT / "weights"
+    if env:
+        return Path(env)
+    for d in SHIPPED_WEIGHTS:
+        if (d / MODEL_NAME).is_file():
+            return d
+    return next((d for d in SHIPPED_WEIGHTS if d.is_dir()), SHIPPED_WEIGHTS[0])
 
 
 def _candidates_vgg() -> list[Path]:

@@ -130,13 +130,21 @@ def image(
     dtype: DtypeOpt = "auto",
     vgg: VggOpt = None,
 ) -> None:
-    """Stylize images (files, folders, globs) with a style image or pack."""
+    """Stylize images (files, folders, globs) with a style image, pack or built-in style name.
+    `-` reads one image from stdin; `-o -` writes it to stdout (--format, default png)."""
     with _errors():
+        pipe = "-" in paths or str(out) == "-"
+        if pipe:
+            _check_pipe(paths, out, fmt, max_size, json_out)
         st = _stylizer(weights, device, dtype, vgg)
         if mask is not None:
             sty = st.load_regions(style, mask, feather=feather, mode=mode, style_size=style_size)
         else:
             sty = st.load_style_auto(style, mode=mode, style_size=style_size)
+        if pipe:
+            _pipe_image(st, sty, paths[0], out, fmt=fmt, max_size=max_size, overwrite=overwrite, strength=strength,
+                        preserve_color=preserve_color, tile=tile, color_match=color_match)
+            return
         from dinstyle.engine import expand_inputs
 
         n = len(expand_inputs(paths, recursive)[0])
@@ -179,6 +187,56 @@ def image(
             else:
                 err.print(f"{summary.done} written, {summary.skipped} skipped, {summary.failed} failed")
     _batch_exit(summary.failed, summary.done + summary.skipped)
+
+
+def _check_pipe(paths: list[str], out: Path | None, fmt: str | None, max_size: int | None, json_out: bool) -> None:
+    """`-` (stdin) and `-o -` (stdout) take exactly one image; checked before the model loads."""
+    from dinstyle.errors import OptionError
+    from dinstyle.io.images import EXT_BY_FORMAT
+
+    if len(paths) != 1:
+        raise OptionError("`-` (stdin) and `-o -` (stdout) take one image: give a single input")
+    if str(out) == "-" and paths[0] != "-" and not Path(paths[0]).is_file():
+        raise InputError(f"{paths[0]}: -o - writes one image to stdout; give an image file (or - for stdin)")
+    if str(out) == "-" and json_out:
+        raise OptionError("--json and -o - would both write to stdout: drop one")
+    if fmt is not None and fmt.lower() not in EXT_BY_FORMAT:
+        raise OptionError(f"--format {fmt}: unknown (use {', '.join(sorted(set(EXT_BY_FORMAT)))})")
+    if max_size is not None and max_size < 8:
+        raise OptionError(f"--max-size {max_size}: must be at least 8")
+    if paths[0] == "-" and (sys.stdin is None or sys.stdin.isatty()):
+        raise OptionError("-: stdin is a terminal; pipe an image in (dinstyle image - -s STYLE -o - < photo.jpg)")
+
+
+def _pipe_image(st, sty, src: str, out: Path | None, *, fmt: str | None, max_size: int | None, overwrite: bool,
+                **kw) -> None:
+    """One image from stdin or a file, to stdout or a file; messages on stderr only."""
+    import os
+
+    from dinstyle.engine import plan_outputs
+    from dinstyle.errors import OutputError
+    from dinstyle.io.images import read_image, write_image
+    from dinstyle.io.stream import encode_image, read_image_bytes
+
+    img = read_image_bytes(sys.stdin.buffer.read(), "stdin") if src == "-" else read_image(src)
+    if str(out) != "-":
+        dest = plan_outputs([Path("stdin.png")], sty, out, fmt)[Path("stdin.png")]
+        if dest.exists() and not overwrite:
+            err.print(f"skipped {dest}: exists (use --overwrite)")
+            return
+    res = st.stylize_image(img, sty, max_size=max_size, **kw)
+    if str(out) != "-":
+        write_image(dest, res.rgb, res.alpha)
+        err.print(f"wrote {dest}")
+        return
+    data = encode_image(res.rgb, res.alpha, fmt or "png")  # whole image first: no partial output
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        raise OutputError("stdout: closed before the whole image was written") from None
+    err.print(f"wrote {len(data):,} bytes ({(fmt or 'png').lower()}) to stdout")
 
 
 @app.command()
@@ -364,8 +422,86 @@ def sheet(
 
 
 @app.command()
+def styles(
+    sheet_photo: Annotated[Optional[Path], typer.Option("--sheet", help="Render this photo in every built-in style, as one labelled sheet.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Sheet image to write (with --sheet).")] = Path("sheet.jpg"),
+    cell: Annotated[int, typer.Option("--cell", help="Long side of each sheet cell in pixels.")] = 256,
+    max_size: Annotated[int, typer.Option("--max-size", help="Long side the photo is stylized at.")] = 512,
+    mode: ModeOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """The built-in styles (use their names with --style anywhere), or a sheet of a photo in all of them."""
+    from dinstyle.builtin_styles import STYLES
+
+    with _errors():
+        if sheet_photo is None:
+            if json_out:
+                typer.echo(json.dumps([s.to_dict() for s in STYLES.values()], indent=2))
+                return
+            from rich.table import Table
+
+            t = Table(title="built-in styles (dinstyle image photo.jpg --style NAME)")
+            for col in ("name", "painter", "work", "year", "licence"):
+                t.add_column(col, no_wrap=col in ("name", "year"))
+            for s in STYLES.values():
+                t.add_row(s.name, s.painter, s.title, s.year, s.licence)
+            Console(highlight=False).print(t)
+            return
+        from dinstyle.io.images import write_image
+        from dinstyle.sheets import make_sheet
+
+        if cell < 16:
+            from dinstyle.errors import OptionError
+
+            raise OptionError(f"--cell {cell}: must be at least 16")
+        st = _stylizer(weights, device, "auto", vgg)
+        with _progress(len(STYLES), True) as prog:
+            task = prog.add_task("styles", total=len(STYLES))
+            grid = make_sheet(st, sheet_photo, list(STYLES), cell=cell, max_size=max_size, mode=mode,
+                              on_style=lambda _: prog.advance(task))
+        write_image(out, grid)
+        err.print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port (0 picks a free one).")] = 8000,
+    max_megapixels: Annotated[float, typer.Option("--max-megapixels", help="Largest upload accepted, in megapixels.")] = 50.0,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    vgg: VggOpt = None,
+) -> None:
+    """A local web page: drop a photo, see it in every built-in style, preview, download."""
+    with _errors():
+        import socket
+
+        from dinstyle.errors import OptionError
+
+        try:
+            import uvicorn
+
+            from dinstyle.web import create_app
+        except ImportError as e:
+            raise OptionError(f"serve needs the web extras ({e.name} is missing): pip install 'dinstyle[serve]'") from None
+        if not 0 <= port <= 65535 or max_megapixels <= 0:
+            raise OptionError("--port must be 0..65535 and --max-megapixels > 0")
+        try:
+            sock = socket.create_server((host, port))
+        except OSError as e:
+            raise OptionError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+        app_ = create_app(_stylizer(weights, device, "auto", vgg), max_pixels=int(max_megapixels * 1e6))
+        shown = f"[{host}]" if ":" in host else host
+        err.print(f"serving on http://{shown}:{sock.getsockname()[1]}/ (Ctrl-C to stop)")
+        uvicorn.Server(uvicorn.Config(app_, log_level="warning")).run(sockets=[sock])
+
+
+@app.command()
 def precompute(
-    styles: Annotated[list[str], typer.Argument(help="Style images, folders or globs.", show_default=False)],
+    styles: Annotated[list[str], typer.Argument(help="Style images, folders, globs or built-in style names.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the .dinpack files.")] = Path("packs"),
     mode: Annotated[str, typer.Option("--mode", help="standard, adaptive or deformable.")] = "standard",
     style_size: StyleSizeOpt = DEFAULTS["style_size"],
@@ -379,9 +515,11 @@ def precompute(
     from dinstyle.io.images import expand_inputs
     from dinstyle.packs import PACK_EXT
 
+    from dinstyle.builtin_styles import resolve
+
     failed = written = 0
     with _errors():
-        files, problems = expand_inputs(styles)
+        files, problems = expand_inputs([str(b.path) if (b := resolve(s)) else s for s in styles])
         failed += _report(problems, files)
         st = _stylizer(weights, device, "auto", vgg)
         st.check_mode(mode)

@@ -16,11 +16,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dinstyle import builtin_styles
 from dinstyle.checkpoint import VGG_NAME, default_weights_dir, find_vgg, load_model, load_vgg
 from dinstyle.color import keep_luminance_of
 from dinstyle.config import STYLIZE_DEFAULTS
-from dinstyle.errors import CheckpointError, DinstyleError, InputError, OptionError, OutputError
-from dinstyle.io.files import remove_stale_temps
+from dinstyle.errors import CheckpointError, DinstyleError, InputError, OptionError, OutputError, ResourceError
+from dinstyle.io import memory
+from dinstyle.io.files import check_output_path, q, remove_stale_temps
 from dinstyle.io.images import EXT_BY_FORMAT, FORMAT_BY_EXT, LoadedImage, expand_inputs, fit_size, read_image, \
     resize_rgb, write_image
 from dinstyle.model import MODES, DinStyleNet
@@ -35,6 +37,10 @@ PAD_MARGIN = 24  # replicate-padded border: the zero-padding artefacts of the 1/
 TILE_CONTEXT = 96  # context around each tile: covers the network's receptive field, so tiles agree
 AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
 AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
+# Peak memory per pixel on the CPU (fp32), measured with the shipped model (~340 B/px at 1080p and 4K,
+# benchmarks/results); used to refuse, with one line, work that cannot fit before it starts.
+NET_BYTES_PER_PIXEL = 300
+STYLE_BYTES_PER_PIXEL = 1024  # the VGG encoder at the style's size (64 channels at full resolution, fp32)
 
 
 class UntrainedWeightsWarning(UserWarning):
@@ -154,6 +160,7 @@ class Stylizer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._vgg_arg = vgg
         self._vgg = None
+        self._builtin_memo: dict[tuple[str, str, int], tuple[Params, np.ndarray]] = {}
 
     # -- style ------------------------------------------------------------------------------
     @property
@@ -194,12 +201,24 @@ class Stylizer:
         h, w = rgb.shape[:2]
         if min(h, w) < MIN_STYLE_SIDE:
             raise InputError(f"style image is too small ({w}x{h}); use at least {MIN_STYLE_SIDE} px on each side")
+        size = (w, h)
         if style_size:
             s = style_size / max(h, w)
-            rgb = resize_rgb(rgb, (max(MIN_STYLE_SIDE, round(w * s)), max(MIN_STYLE_SIDE, round(h * s))))
-        x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
-        params = self.model.style_params(self.vgg(x), mode)
-        return [{k: v.float() for k, v in p.items()} for p in params]
+            size = (max(MIN_STYLE_SIDE, round(w * s)), max(MIN_STYLE_SIDE, round(h * s)))
+        need = size[0] * size[1] * STYLE_BYTES_PER_PIXEL
+        if self.device.type == "cpu" and not memory.fits(need):
+            raise ResourceError(f"--style-size {style_size}: encoding the style at {size[0]}x{size[1]} "
+                                f"{memory.describe(need)}; use a smaller --style-size")
+        try:
+            rgb = resize_rgb(rgb, size)
+            x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().div_(255)
+            params = self.model.style_params(self.vgg(x), mode)
+            return [{k: v.float() for k, v in p.items()} for p in params]
+        except (MemoryError, RuntimeError) as e:
+            if not _out_of_memory(e):
+                raise
+            raise ResourceError(f"out of memory on {self.device} encoding the style at {size[0]}x{size[1]}; "
+                                "use a smaller --style-size") from None
 
     def make_pack(self, path: str | Path, mode: str = "standard", style_size: int = DEFAULT_STYLE_SIZE) -> StylePack:
         path = Path(path)
@@ -226,8 +245,16 @@ class Stylizer:
             raise OptionError(f"--style-size must be at least {MIN_STYLE_SIDE}")
         items, labels, raw = [], [], []
         for src in sources:
+            builtin = builtin_styles.resolve(src.path)
+            if builtin is not None:
+                mode = mode or "standard"
+                params, rgb = self._builtin_params(builtin, mode, style_size)
+                labels.append(builtin.name)
+                raw.append((rgb, src.weight, style_size))
+                items.append((params, src.weight))
+                continue
             if not src.path.exists():
-                raise InputError(f"{src.path}: style not found")
+                raise InputError(builtin_styles.not_found(src.path))
             if is_pack(src.path):
                 pack = load_pack(src.path)
                 want = mode or pack.mode
@@ -255,6 +282,36 @@ class Stylizer:
             label = "+".join(labels)
         return Style(params=params, label=label, mode=mode or "standard", sources=[str(s.path) for s in sources],
                      images=raw if len(raw) == len(sources) else [])
+
+    def _builtin_params(self, style: builtin_styles.BuiltinStyle, mode: str, style_size: int) -> tuple[Params, np.ndarray]:
+        """A built-in style's DIN parameters: from this process's memo, else the pack cached for
+        this model id, else encoded now and cached (the cache is skipped for untrained weights)."""
+        key = (style.name, mode, style_size)
+        if key in self._builtin_memo:
+            return self._builtin_memo[key]
+        rgb = read_image(style.path).rgb
+        cache = None if self.model_id == "untrained" else \
+            builtin_styles.pack_cache_path(style, self.model_id, mode, style_size)
+        params = None
+        if cache is not None and cache.is_file():
+            try:
+                pack = load_pack(cache)
+                check_pack(pack, cache, self.model_id, self._expected_shapes(mode))
+                if pack.mode == mode:
+                    params = [{k: v.to(self.device) for k, v in p.items()} for p in pack.params]
+            except CheckpointError:
+                params = None  # a damaged cache entry is simply made again
+        if params is None:
+            params = self.encode_style(rgb, mode, style_size)
+            if cache is not None:
+                pack = StylePack(params=[{k: v.cpu().clone() for k, v in p.items()} for p in params],
+                                 model_id=self.model_id, mode=mode, source=style.path.name, style_size=style_size)
+                try:
+                    pack.save(cache)
+                except DinstyleError as e:
+                    warnings.warn(f"built-in style {style.name}: pack not cached ({e})")
+        self._builtin_memo[key] = params, rgb
+        return params, rgb
 
     def color_matched(self, style: Style, content: np.ndarray) -> Style:
         """The style re-encoded from its image(s) recoloured to the content's colour statistics."""
@@ -289,10 +346,22 @@ class Stylizer:
     # -- content ----------------------------------------------------------------------------
     def stylize_resilient(self, images: list[np.ndarray], style, *, tile: int | None = None, **kw) -> list[np.ndarray]:
         """``stylize`` that answers out-of-memory by halving the batch, then by tiling with smaller
-        tiles, and only then gives up with a clear error (never a hang or a traceback)."""
+        tiles, and only then gives up with a clear error (never a hang or a traceback). On the CPU,
+        work that cannot fit in the memory available is refused before it starts."""
+        h, w = images[0].shape[:2]
+        need = self.memory_needed(h, w, tile) * len(images)
+        if self.device.type == "cpu" and not memory.fits(need):
+            if len(images) > 1:
+                half = len(images) // 2
+                return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
+                        + self.stylize_resilient(images[half:], style, tile=tile, **kw))
+            hint = " or --tile 1024" if not self.tile_size_for(h, w, tile) else ""
+            raise ResourceError(f"a {w}x{h} image {memory.describe(need)} to stylize; use --max-size{hint}")
         try:
             return self.stylize(images, style, tile=tile, **kw)
-        except torch.OutOfMemoryError:
+        except (MemoryError, RuntimeError) as e:
+            if not _out_of_memory(e):
+                raise
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             if len(images) > 1:
@@ -304,8 +373,17 @@ class Stylizer:
             smaller = current // 2 // self.model.multiple * self.model.multiple
             if smaller >= 128 and not isinstance(style, RegionStyle):
                 return self.stylize_resilient(images, style, tile=smaller, **kw)
-            raise DinstyleError(f"out of memory on {self.device} even for one {w}x{h} image in "
-                                f"{current}-px tiles; try --max-size or --device cpu") from None
+            raise ResourceError(f"out of memory on {self.device} even for one {w}x{h} image in "
+                                f"{current}-px tiles; try --max-size" + (" or --device cpu" if self.device.type == "cuda"
+                                                                         else "")) from None
+
+    def memory_needed(self, h: int, w: int, tile: int | None = None) -> int:
+        """Bytes (CPU) one h x w image takes to stylize: the whole network at full size, or, tiled,
+        one tile with its context plus the whole-image copies."""
+        t = self.tile_size_for(h, w, tile)
+        if t:
+            return h * w * 15 + (t + 2 * TILE_CONTEXT) ** 2 * NET_BYTES_PER_PIXEL
+        return h * w * NET_BYTES_PER_PIXEL
 
     def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
         """Padded size (multiple of the network's stride, with a margin) and the image's offset in it."""
@@ -435,6 +513,17 @@ class Stylizer:
             out[y0:y1, x0:x1] = self._to_uint8(y[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0])[0]
         return np.ascontiguousarray(out[top:top + h, left:left + w])
 
+    def stylize_image(self, img: LoadedImage, style, *, max_size: int | None = None, **kw) -> LoadedImage:
+        """One decoded image (alpha kept) -> its stylized copy, downscaled first to ``max_size``."""
+        h, w = img.rgb.shape[:2]
+        size = fit_size(w, h, max_size)
+        rgb, alpha = img.rgb, img.alpha
+        if size != (w, h):
+            rgb = resize_rgb(rgb, size)
+            alpha = None if alpha is None else resize_rgb(np.repeat(alpha[..., None], 3, 2), size)[..., 0]
+        out = self.stylize_resilient([rgb], style, **kw)[0]
+        return LoadedImage(rgb=out, alpha=alpha, format=img.format, path=img.path)
+
     def stylize_file(self, path: str | Path, style: Style, **kw) -> np.ndarray:
         img = read_image(path)
         return self.stylize([img.rgb], style, **kw)[0]
@@ -476,8 +565,14 @@ class Stylizer:
             if not pending:
                 return
             t0 = time.perf_counter()
-            outs = self.stylize_resilient([p[3].rgb for p in pending], batch_style[0], strength=strength,
-                                          preserve_color=preserve_color, tile=tile, color_match=color_match)
+            try:
+                outs = self.stylize_resilient([p[3].rgb for p in pending], batch_style[0], strength=strength,
+                                              preserve_color=preserve_color, tile=tile, color_match=color_match)
+            except ResourceError as e:  # this image is too large here; the others may still fit
+                for idx, src, dst, _ in pending:
+                    emit(ImageEvent(idx, total, str(src), str(dst), "failed", error=f"{q(src)}: {e}"))
+                pending.clear()
+                return
             per = (time.perf_counter() - t0) / len(pending)
             for (idx, src, dst, img), rgb in zip(pending, outs):
                 t1 = time.perf_counter()
@@ -494,6 +589,11 @@ class Stylizer:
         for src in files:
             dst = plan[src]
             idx, index = index, index + 1
+            try:
+                check_output_path(dst)
+            except OutputError as e:
+                emit(ImageEvent(idx, total, str(src), str(dst), "failed", error=str(e)))
+                continue
             if dst.resolve() in input_set:
                 emit(ImageEvent(idx, total, str(src), str(dst), "failed",
                                 error=f"{dst}: output would overwrite an input; choose another --out"))
@@ -502,16 +602,10 @@ class Stylizer:
                 emit(ImageEvent(idx, total, str(src), str(dst), "skipped", error="exists (use --overwrite)"))
                 continue
             try:
-                img = read_image(src)
+                img = read_image(src, max_size=max_size)  # downscaled while decoding (no full-size copy)
             except InputError as e:
                 emit(ImageEvent(idx, total, str(src), None, "failed", error=str(e)))
                 continue
-            h, w = img.rgb.shape[:2]
-            nw, nh = fit_size(w, h, max_size)
-            if (nw, nh) != (w, h):
-                img.rgb = resize_rgb(img.rgb, (nw, nh))
-                if img.alpha is not None:
-                    img.alpha = resize_rgb(np.repeat(img.alpha[..., None], 3, 2), (nw, nh))[..., 0]
             chosen = style.pick(img.rgb) if isinstance(style, AutoStyle) else style
             if pending and (pending[0][3].rgb.shape != img.rgb.shape or chosen is not batch_style[0]
                             or len(pending) >= batch_size):
@@ -557,12 +651,15 @@ def plan_outputs(files: list[Path], style: Style, out: str | Path | None, fmt: s
     """Output path for every input: ``<out>/<stem>_<style>.<ext>``, or ``out`` itself for one file.
 
     Inputs that share a stem get ``-2``, ``-3`` ... so no output is written twice."""
-    out_path = Path(out) if out is not None else Path("stylized")
+    out_path = check_output_path(Path(out) if out is not None else Path("stylized"))
     single_file = out is not None and out_path.suffix.lower() in FORMAT_BY_EXT and not out_path.is_dir()
     if single_file and len(files) > 1:
-        raise OptionError(f"--out {out_path}: a file name takes one input; give a folder for {len(files)} inputs")
+        raise OptionError(f"--out {q(out_path)}: a file name takes one input; give a folder for {len(files)} inputs")
+    if single_file and fmt and FORMAT_BY_EXT[out_path.suffix.lower()] != FORMAT_BY_EXT.get(EXT_BY_FORMAT.get(fmt.lower(), "")):
+        raise OptionError(f"--format {fmt} conflicts with --out {q(out_path)}: the file name's extension sets the "
+                          "format; give one of them")
     if out_path.exists() and not out_path.is_dir() and not single_file:
-        raise OutputError(f"--out {out_path}: exists and is not a folder")
+        raise OutputError(f"--out {q(out_path)}: exists and is not a folder")
     plan: dict[Path, Path] = {}
     used: set[str] = set()
     label = "".join(c if c.isalnum() or c in "+-." else "_" for c in style.label)
@@ -585,3 +682,7 @@ def plan_outputs(files: list[Path], style: Style, out: str | Path | None, fmt: s
         used.add(name.lower())
         plan[f] = out_path / name
     return plan
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, torch.OutOfMemoryError) or memory.is_out_of_memory(e)

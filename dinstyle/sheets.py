@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dinstyle import builtin_styles
 from dinstyle.engine import Style, Stylizer
 from dinstyle.errors import InputError, OptionError
 from dinstyle.io.images import IMAGE_EXTS, fit_size, read_image, resize_rgb
@@ -12,18 +13,20 @@ from dinstyle.io.sheets import compose_grid
 from dinstyle.packs import PACK_EXT, blend_params
 
 
-def collect_styles(items: list[str]) -> list[Path]:
-    """Style images and packs from files and folders, in order."""
-    out: list[Path] = []
+def collect_styles(items: list[str]) -> list[Path | str]:
+    """Style images and packs from files and folders, and built-in style names, in order."""
+    out: list[Path | str] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
             out += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith(".")
                           and (f.suffix.lower() in IMAGE_EXTS or f.suffix.lower() == PACK_EXT))
+        elif builtin_styles.resolve(item) is not None:
+            out.append(str(item))
         elif p.exists():
             out.append(p)
         else:
-            raise InputError(f"{p}: style not found")
+            raise InputError(builtin_styles.not_found(item))
     if not out:
         raise InputError("no style images or packs found")
     return out
