@@ -4,7 +4,8 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1  # a batch finished but some inputs failed
 EXIT_USAGE = 2  # bad input: nothing (or nothing more) was written
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (timeout, systemd, docker stop, batch schedulers): 128 + 15
 
 
 class DinstyleError(Exception):
@@ -27,3 +28,7 @@ class CheckpointError(DinstyleError):
 
 class OptionError(DinstyleError):
     """An option value is invalid."""
+
+
+class ResourceError(DinstyleError):
+    """The job needs more memory than this machine (or its limits) can give."""

@@ -15,11 +15,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dinstyle.errors import InputError, OptionError
-from dinstyle.io.files import atomic_path, check_input_file
+from dinstyle.io import memory
+from dinstyle.io.files import atomic_path, check_input_file, path_problem, q
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 FORMAT_BY_EXT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
-                 ".tif": "TIFF", ".tiff": "TIFF", ".gif": "PNG"}
+                 ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF"}
 EXT_BY_FORMAT = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
 # Refuse images above this many pixels instead of allocating blindly (~24k x 24k).
 MAX_PIXELS = 600_000_000
@@ -34,31 +35,39 @@ class LoadedImage:
     path: Path
 
 
-def _to_uint8_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    alpha = None
+def _to_rgb(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """Any mode -> an RGB (or L, for grey 16-bit/float) image and the alpha channel ("L") or None."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
         a = np.asarray(im, dtype=np.float64)
         hi = 65535.0 if a.max() > 255 else 255.0
-        g = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(g[:, :, None], 3, axis=2), None
+        return Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L"), None
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
-        g = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(g[:, :, None], 3, axis=2), None
+        return Image.fromarray(np.clip(a * (255.0 if a.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8), "L"), None
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
-        arr = np.asarray(rgba)
-        alpha = arr[:, :, 3].copy()
-        return np.ascontiguousarray(arr[:, :, :3]), alpha
-    if im.mode in ("RGB;16", "BGR;16"):
-        im = im.convert("RGB")
-    return np.asarray(im.convert("RGB")).copy(), None
+        return rgba.convert("RGB"), rgba.getchannel("A")
+    return (im if im.mode == "RGB" else im.convert("RGB")), None
 
 
-def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Decode an image file; raises InputError with a one-line reason on any problem."""
+def _decode_need(im: Image.Image, shrink: bool) -> int:
+    """Bytes decoding ``im`` takes at its peak: Pillow's own buffer (RGB is held as 4 bytes a pixel),
+    the RGB conversion and, at full size, the numpy copies (``shrink``: resized before them)."""
+    w, h = im.size
+    held = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N", "F"):
+        held += 17  # float64 copies on the way to 8 bits
+    return w * h * (held + 4 + (0 if shrink else 8))
+
+
+def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, max_size: int | None = None) -> LoadedImage:
+    """Decode an image file; raises InputError with a one-line reason on any problem.
+
+    ``max_size`` downscales (long side, Lanczos) while reading: a JPEG is decoded at 1/2, 1/4 or
+    1/8 scale where that still covers the size (draft mode), and no full-size copy is made. An image
+    that needs more memory than is available is refused before decoding."""
     path = check_input_file(path, "image")
     try:
         with warnings.catch_warnings():
@@ -66,21 +75,38 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> LoadedImage:
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_pixels:
-                    raise InputError(f"{path}: {w}x{h} is too large ({w * h / 1e6:.0f} MP > {max_pixels / 1e6:.0f} MP limit)")
+                    raise InputError(f"{q(path)}: {w}x{h} is too large ({w * h / 1e6:.0f} MP > {max_pixels / 1e6:.0f} MP limit)")
                 fmt = im.format
+                shrink = bool(max_size) and max(w, h) > max_size
+                if shrink and fmt == "JPEG":
+                    im.draft(None, fit_size(w, h, max_size))
+                need = _decode_need(im, shrink)
+                if not memory.fits(need):
+                    hint = "" if shrink else "; use --max-size"
+                    raise InputError(f"{q(path)}: {w}x{h} is too large to decode here ({memory.describe(need)}){hint}")
                 im.load()
-                im = ImageOps.exif_transpose(im)
-                rgb, alpha = _to_uint8_rgb(im)
+                ImageOps.exif_transpose(im, in_place=True)
+                rgb_im, alpha_im = _to_rgb(im)
+                size = fit_size(rgb_im.width, rgb_im.height, max_size)
+                if size != rgb_im.size:
+                    rgb_im = rgb_im.resize(size, Image.Resampling.LANCZOS)
+                    alpha_im = None if alpha_im is None else alpha_im.resize(size, Image.Resampling.LANCZOS)
+                if rgb_im.mode != "RGB":
+                    rgb_im = rgb_im.convert("RGB")
+                rgb = np.array(rgb_im)
+                alpha = None if alpha_im is None else np.array(alpha_im)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: image is too large (decompression-bomb guard)") from None
+        raise InputError(f"{q(path)}: image is too large (decompression-bomb guard)") from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not an image file (or an unsupported format)") from None
+        raise InputError(f"{q(path)}: not an image file (or an unsupported format)") from None
+    except MemoryError:
+        raise InputError(f"{q(path)}: not enough memory to decode this image; use --max-size") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise InputError(f"{path}: cannot decode image ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        raise InputError(f"{q(path)}: cannot decode image ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
     if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise InputError(f"{path}: image has no pixels")
+        raise InputError(f"{q(path)}: image has no pixels")
     return LoadedImage(rgb=rgb, alpha=alpha, format=fmt, path=path)
 
 
@@ -89,7 +115,7 @@ def write_image(path: str | Path, rgb: np.ndarray, alpha: np.ndarray | None = No
     path = Path(path)
     fmt = FORMAT_BY_EXT.get(path.suffix.lower())
     if fmt is None:
-        raise OptionError(f"{path}: unknown output image extension (use one of {', '.join(sorted(FORMAT_BY_EXT))})")
+        raise OptionError(f"{q(path)}: unknown output image extension (use one of {', '.join(sorted(FORMAT_BY_EXT))})")
     im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
     if alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         im.putalpha(Image.fromarray(alpha, "L"))
@@ -120,21 +146,22 @@ def expand_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path]
     problems: list[str] = []
     for item in items:
         p = Path(item)
-        if p.is_dir():
+        problem = path_problem(p)
+        if problem is None and p.is_dir():
             it = p.rglob("*") if recursive else p.iterdir()
             found = sorted(f for f in it if f.is_file() and f.suffix.lower() in IMAGE_EXTS and not f.name.startswith("."))
             if not found:
-                problems.append(f"{p}: folder has no images")
+                problems.append(f"{q(p)}: folder has no images")
             files += found
-        elif p.exists():
+        elif problem is None:
             files.append(p)
         elif any(ch in item for ch in "*?["):
             found = sorted(Path(f) for f in glob.glob(item, recursive=True) if os.path.isfile(f))
             if not found:
-                problems.append(f"{item}: pattern matches no files")
+                problems.append(f"{q(item)}: pattern matches no files")
             files += found
         else:
-            problems.append(f"{p}: no such file")
+            problems.append(problem)
     seen: set[Path] = set()
     unique = []
     for f in files:
