@@ -192,6 +192,9 @@ class Stylizer:
                          label=std.label)
 
     def _expected_shapes(self, mode: str) -> Params:
+        if mode == "deformable" and not self.model.cfg.deform_kernel:
+            raise CheckpointError("the style pack is for --mode deformable, but these weights have no deformable "
+                                  "DIN layers")
         return [din.predict(torch.zeros(1, din.weight_net.conv1.in_channels, 4, 4, device=self.device), mode)
                 for din in self.model.dins]
 
@@ -256,7 +259,7 @@ class Stylizer:
             if not src.path.exists():
                 raise InputError(builtin_styles.not_found(src.path))
             if is_pack(src.path):
-                pack = load_pack(src.path)
+                pack = load_pack(src.path, expected=self._expected_shapes)  # checked before it is read
                 want = mode or pack.mode
                 if pack.mode != want:
                     raise CheckpointError(f"{src.path}: style pack was made for --mode {pack.mode}, not {want}")

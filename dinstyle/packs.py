@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from dinstyle.errors import CheckpointError
-from dinstyle.io.files import atomic_path
+from dinstyle.io.files import atomic_write_bytes, q
+from dinstyle.model.din import MODES
 
 PACK_EXT = ".dinpack"  # a safetensors file
 PACK_FORMAT = "dinstyle-pack"
 PACK_VERSION = 1
+# A pack is untrusted input: nothing its header declares is allocated before it is checked.
+MAX_LAYERS = 16  # the model has 3 DIN layers
+MAX_MAP_SIDE = 4096  # adaptive maps follow the style's size (62 x 62 at the default --style-size 256)
+_KEY = re.compile(r"din(\d{1,3})\.(weight|bias|offset_scale)")
+_FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
 
 Params = list[dict[str, torch.Tensor]]
 
@@ -50,8 +58,7 @@ class StylePack:
         meta = {"format": PACK_FORMAT, "version": str(PACK_VERSION), "model_id": self.model_id, "mode": self.mode,
                 "source": self.source, "style_size": str(self.style_size), "layers": str(len(self.params)),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "extra": json.dumps(self.extra)}
-        with atomic_path(path, suffix=".tmp") as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+        atomic_write_bytes(path, save(tensors, metadata=meta))  # a full disk is an OSError here, not a torn file
         return path
 
 
@@ -69,56 +76,120 @@ def is_pack(path: str | Path) -> bool:
         return False
 
 
-def load_pack(path: str | Path) -> StylePack:
-    """Read and validate a pack (format, version, finite values). Model checks: ``check_pack``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such style pack")
+def _read_header(path: Path) -> tuple[dict, dict[str, tuple[int, ...]]]:
+    """The pack's metadata and its tensors' shapes, read from the header alone."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            keys = list(f.keys())
+            if len(keys) > 3 * MAX_LAYERS:
+                raise CheckpointError(f"{q(path)}: not a valid style pack ({len(keys)} tensors)")
+            shapes, dtypes = {}, set()
+            for k in keys:
+                sl = f.get_slice(k)
+                shapes[k] = tuple(sl.get_shape())
+                dtypes.add(sl.get_dtype())
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: not a readable style pack ({str(e).splitlines()[0][:120]})") from None
-    if meta.get("format") != PACK_FORMAT:
-        raise CheckpointError(f"{path}: not a dinstyle style pack")
-    if meta.get("version") != str(PACK_VERSION):
-        raise CheckpointError(f"{path}: style pack version {meta.get('version')} is not supported "
-                              f"(this dinstyle reads version {PACK_VERSION}); run `dinstyle precompute` again")
+        raise CheckpointError(f"{q(path)}: not a readable style pack ({str(e).splitlines()[0][:120]})") from None
+    if not dtypes <= _FLOAT_DTYPES:
+        raise CheckpointError(f"{q(path)}: style pack holds {', '.join(sorted(dtypes - _FLOAT_DTYPES))} tensors, "
+                              "expected floating point")
+    return meta, shapes
+
+
+def _layer_shapes(path: Path, meta: dict, shapes: dict[str, tuple[int, ...]]) -> list[dict[str, tuple[int, ...]]]:
+    """Per layer {name: shape}, checked against the declared layer count and for empty tensors."""
     try:
         n = int(meta["layers"])
-        params = [{k.split(".", 1)[1]: v.float() for k, v in tensors.items() if k.startswith(f"din{i}.")}
-                  for i in range(n)]
-        if any("weight" not in p or "bias" not in p for p in params):
-            raise KeyError("weight/bias")
+    except (KeyError, ValueError):
+        raise CheckpointError(f"{q(path)}: incomplete style pack (no layer count)") from None
+    if not 1 <= n <= MAX_LAYERS:
+        raise CheckpointError(f"{q(path)}: style pack declares {n} layers (a model has at most {MAX_LAYERS})")
+    layers: list[dict[str, tuple[int, ...]]] = [{} for _ in range(n)]
+    for k, shape in shapes.items():
+        m = _KEY.fullmatch(k)
+        if not m or int(m[1]) >= n:
+            raise CheckpointError(f"{q(path)}: unexpected tensor {k[:60]!r} in a {n}-layer style pack")
+        if not shape or min(shape) < 1:
+            raise CheckpointError(f"{q(path)}: {k} is empty (shape {shape})")
+        layers[int(m[1])][m[2]] = shape
+    for i, p in enumerate(layers):
+        if "weight" not in p or "bias" not in p:
+            raise CheckpointError(f"{q(path)}: incomplete style pack (layer {i} has no weight/bias)")
+    return layers
+
+
+def load_pack(path: str | Path, expected: Callable[[str], Params] | None = None) -> StylePack:
+    """Read and validate a pack (format, version, mode, layers, shapes, finite values); with
+    ``expected`` (mode -> the model's parameter shapes) the shapes are checked against the model
+    before any tensor is read. Model id and the rest: ``check_pack``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{q(path)}: no such style pack")
+    meta, shapes = _read_header(path)
+    if meta.get("format") != PACK_FORMAT:
+        raise CheckpointError(f"{q(path)}: not a dinstyle style pack")
+    if meta.get("version") != str(PACK_VERSION):
+        raise CheckpointError(f"{q(path)}: style pack version {str(meta.get('version'))[:20]} is not supported "
+                              f"(this dinstyle reads version {PACK_VERSION}); run `dinstyle precompute` again")
+    mode = meta.get("mode", "standard")
+    if mode not in MODES:
+        raise CheckpointError(f"{q(path)}: style pack has an unknown mode {mode[:40]!r} (expected {', '.join(MODES)})")
+    layers = _layer_shapes(path, meta, shapes)
+    try:
+        want = expected(mode) if expected else None
+    except CheckpointError as e:
+        raise CheckpointError(f"{q(path)}: {e}") from None
+    _check_shapes(layers, mode, want, path)
+    try:
         style_size = int(meta.get("style_size", "0"))
         extra = json.loads(meta.get("extra", "{}"))
-    except (KeyError, ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: incomplete style pack ({e})") from None
+        if not isinstance(extra, dict):
+            raise ValueError("extra is not a JSON object")
+    except (ValueError, RecursionError) as e:
+        raise CheckpointError(f"{q(path)}: incomplete style pack ({str(e)[:80]})") from None
+    try:
+        with safe_open(str(path), "pt") as f:
+            params = [{k: f.get_tensor(f"din{i}.{k}").float() for k in layer} for i, layer in enumerate(layers)]
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{q(path)}: not a readable style pack ({str(e).splitlines()[0][:120]})") from None
     for i, p in enumerate(params):
         for k, v in p.items():
             if not torch.isfinite(v).all():
-                raise CheckpointError(f"{path}: layer {i} {k} holds NaN or infinite values")
-    return StylePack(params=params, model_id=meta.get("model_id", ""), mode=meta.get("mode", "standard"),
-                     source=meta.get("source", path.name), style_size=style_size, extra=extra)
+                raise CheckpointError(f"{q(path)}: layer {i} {k} holds NaN or infinite values")
+    return StylePack(params=params, model_id=meta.get("model_id", "")[:64], mode=mode,
+                     source=meta.get("source", path.name)[:255], style_size=style_size, extra=extra)
+
+
+def _check_shapes(layers: list[dict[str, tuple[int, ...]]], mode: str, expected: Params | None, path) -> None:
+    """Layers' tensor shapes against the model's (``expected``); adaptive maps: any size within limits."""
+    for i, p in enumerate(layers):
+        if mode == "adaptive":
+            w, b = p.get("weight", ()), p.get("bias", ())
+            if len(w) != 4 or w != b or max(w[2:]) > MAX_MAP_SIDE:
+                raise CheckpointError(f"{q(path)}: layer {i} adaptive maps have shapes {w} and {b} (expected two equal "
+                                      f"(1, C, h, w) maps, h and w from 1 to {MAX_MAP_SIDE})")
+    if expected is None:
+        return
+    if len(layers) != len(expected):
+        raise CheckpointError(f"{q(path)}: style pack has {len(layers)} layers, the model has {len(expected)}")
+    for i, (p, e) in enumerate(zip(layers, expected)):
+        if set(p) != set(e):
+            raise CheckpointError(f"{q(path)}: layer {i} holds {sorted(p)}, the model expects {sorted(e)}")
+        for k in e:
+            got, want = tuple(p[k]), tuple(e[k].shape)
+            if mode == "adaptive":  # the maps' size follows the style image's size
+                got, want = got[:2] + (len(got),), want[:2] + (len(want),)
+            if got != want:
+                raise CheckpointError(f"{q(path)}: layer {i} {k} has shape {tuple(p[k])}, expected {tuple(e[k].shape)}")
 
 
 def check_pack(pack: StylePack, path: str | Path, model_id: str, expected: Params) -> None:
     """Refuse a pack made by another model, or whose tensors do not fit this one."""
     if pack.model_id != model_id:
-        raise CheckpointError(f"{path}: style pack was made by model {pack.model_id or '?'}, but the loaded model is "
+        raise CheckpointError(f"{q(path)}: style pack was made by model {pack.model_id or '?'}, but the loaded model is "
                               f"{model_id}; run `dinstyle precompute` again with these weights")
-    if len(pack.params) != len(expected):
-        raise CheckpointError(f"{path}: style pack has {len(pack.params)} layers, the model has {len(expected)}")
-    for i, (p, e) in enumerate(zip(pack.params, expected)):
-        if set(p) != set(e):
-            raise CheckpointError(f"{path}: layer {i} holds {sorted(p)}, the model expects {sorted(e)}")
-        for k in e:
-            got, want = tuple(p[k].shape), tuple(e[k].shape)
-            if pack.mode == "adaptive":  # the maps' size follows the style image's size
-                got, want = got[:2] + (len(got),), want[:2] + (len(want),)
-            if got != want:
-                raise CheckpointError(f"{path}: layer {i} {k} has shape {tuple(p[k].shape)}, expected {tuple(e[k].shape)}")
+    _check_shapes([{k: tuple(v.shape) for k, v in p.items()} for p in pack.params], pack.mode, expected, path)
 
 
 def blend_params(items: list[tuple[Params, float]]) -> Params:

@@ -77,3 +77,81 @@ def test_concurrent_overwrite_keeps_the_other_runs_temp(tmp_path, images, tiny_w
         holder.communicate("\n", timeout=60)
     assert holder.returncode == 0
     assert dest.read_bytes() == b"first run"  # the first run finished (last rename wins)
+
+
+# -- crafted style packs: validated against the model before anything is allocated ------------------
+
+def _pack(tmp_path, images, tiny_weights, mode="standard"):
+    from dinstyle.engine import Stylizer
+
+    st = Stylizer(weights=tiny_weights, device="cpu")
+    return st.make_pack(images("s.png", (32, 32)), mode=mode, style_size=32).save(tmp_path / f"{mode}.dinpack")
+
+
+def _craft(path, dest, meta_changes=None, tensors=None):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), "pt") as f:
+        meta = dict(f.metadata())
+    meta.update(meta_changes or {})
+    t = load_file(str(path))
+    save_file(tensors(t) if tensors else t, str(dest), metadata=meta)
+    return dest
+
+
+@pytest.mark.parametrize("case", ["layers", "mode", "empty_maps", "stray_tensor"])
+def test_crafted_pack_is_one_clear_error(tmp_path, images, tiny_weights, case):
+    mode = "adaptive" if case == "empty_maps" else "standard"
+    good = _pack(tmp_path, images, tiny_weights, mode)
+    bad = tmp_path / "bad.dinpack"
+    if case == "layers":
+        _craft(good, bad, {"layers": "40000000"})
+    elif case == "mode":
+        _craft(good, bad, {"mode": "bogus"})
+    elif case == "empty_maps":
+        _craft(good, bad, tensors=lambda t: {k: v[:, :, :0, :0].contiguous() for k, v in t.items()})
+    else:
+        import torch
+
+        _craft(good, bad, tensors=lambda t: {**t, "din7.weight": torch.zeros(1, 4)})
+    assert bad.stat().st_size < 4096
+    t0 = time.time()
+    r = run("image", images("c.png"), "-s", bad, "-w", tiny_weights, "-o", tmp_path / "o.png")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and "bad.dinpack" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "o.png").exists()
+    r = run("info", "-s", bad, "-w", tiny_weights)
+    assert r.exit_code == 2 and "bad.dinpack" in r.stderr
+    assert time.time() - t0 < 60  # the 40M-layer pack used to hang with memory growing
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs (a disk that fills up), or None where the tests cannot mount one."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True,
+                            timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    yield d if ok else None
+    if ok:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True, timeout=30)
+
+
+def test_full_disk_while_writing_a_pack(tmp_path, images, tiny_weights, tiny_fs, monkeypatch):
+    import errno
+
+    if tiny_fs is None:  # simulate: the bytes are written, then the disk is full
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr("dinstyle.io.files.os.fsync", full)
+    out = tiny_fs or tmp_path / "packs"
+    r = run("precompute", images("s.png", (160, 160)), "-o", out, "--mode", "adaptive", "--style-size", "160",
+            "-w", tiny_weights)
+    assert r.exit_code == 2, r.output
+    assert "No space left on device" in r.stderr and "Traceback" not in r.output
+    assert not out.exists() or list(out.iterdir()) == []  # no torn pack, no temp
