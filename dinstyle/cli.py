@@ -451,7 +451,7 @@ def styles(
             Console(highlight=False).print(t)
             return
         from dinstyle.io.images import write_image
-        from dinstyle.sheets import make_sheet
+        from dinstyle.sheets import make_builtin_sheet
 
         if cell < 16:
             from dinstyle.errors import OptionError
@@ -460,8 +460,8 @@ def styles(
         st = _stylizer(weights, device, "auto", vgg)
         with _progress(len(STYLES), True) as prog:
             task = prog.add_task("styles", total=len(STYLES))
-            grid = make_sheet(st, sheet_photo, list(STYLES), cell=cell, max_size=max_size, mode=mode,
-                              on_style=lambda _: prog.advance(task))
+            grid = make_builtin_sheet(st, sheet_photo, cell=cell, max_size=max_size, mode=mode or "standard",
+                                      on_style=lambda _: prog.advance(task))
         write_image(out, grid)
         err.print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
 

@@ -286,6 +286,15 @@ class Stylizer:
         return Style(params=params, label=label, mode=mode or "standard", sources=[str(s.path) for s in sources],
                      images=raw if len(raw) == len(sources) else [])
 
+    def builtin_style(self, name: str, mode: str = "standard", style_size: int = DEFAULT_STYLE_SIZE) -> Style:
+        """A built-in style by name (never a file of that name; see ``dinstyle styles``)."""
+        self.check_mode(mode)
+        style = builtin_styles.STYLES.get(name)
+        if style is None:
+            raise InputError(builtin_styles.not_found(name))
+        params, rgb = self._builtin_params(style, mode, style_size)
+        return Style(params=params, label=name, mode=mode, sources=[name], images=[(rgb, 1.0, style_size)])
+
     def _builtin_params(self, style: builtin_styles.BuiltinStyle, mode: str, style_size: int) -> tuple[Params, np.ndarray]:
         """A built-in style's DIN parameters: from this process's memo, else the pack cached for
         this model id, else encoded now and cached (the cache is skipped for untrained weights)."""

@@ -51,6 +51,18 @@ def make_sheet(st: Stylizer, photo: str | Path, styles: list[str], *, cell: int 
     return compose_grid(cells, cols=cols, cell=cell)
 
 
+def make_builtin_sheet(st: Stylizer, photo: str | Path, *, cell: int = 256, max_size: int = 512,
+                       mode: str = "standard", on_style=None) -> np.ndarray:
+    """The photo, then the photo in every built-in style (by name, whatever files lie around)."""
+    rgb = _photo(st, photo, max_size)
+    cells = [(rgb, "original")]
+    for name in builtin_styles.STYLES:
+        cells.append((st.stylize([rgb], st.builtin_style(name, mode))[0], name))
+        if on_style:
+            on_style(name)
+    return compose_grid(cells, cell=cell)
+
+
 def interpolate(a: Style, b: Style, t: float) -> Style:
     """DIN-parameter interpolation: t = 0 is ``a``, t = 1 is ``b``."""
     if a.mode != b.mode:

@@ -63,19 +63,19 @@ class StyleServer:
         name = Path(name or "upload").name or "upload"
         with self.lock:
             img = read_image_bytes(data, name, max_pixels=self.max_pixels)
-            styles = {}
-            if kind == "painting":  # encoded now: a painting too small to be a style is refused here
+            key = secrets.token_hex(8)
+            if kind == "photo":
+                store, entry = self.photos, {"name": name, "sizes": {"full": img}}
+            else:  # encoded now: a painting too small to be a style is refused here
                 try:
-                    styles["standard"] = Style(self.st.encode_style(img.rgb), label=Path(name).stem, mode="standard")
+                    style = Style(self.st.encode_style(img.rgb), label=Path(name).stem, mode="standard")
                 except InputError as e:
                     raise InputError(f"{name}: {e}") from None
+                store, entry = self.paintings, {"name": name, "rgb": img.rgb, "styles": {"standard": style}}
+            store[key] = entry
+            while len(store) > KEEP:
+                store.popitem(last=False)
         h, w = img.rgb.shape[:2]
-        key = secrets.token_hex(8)
-        store = self.photos if kind == "photo" else self.paintings
-        store[key] = {"name": name, "sizes": {"full": img}} if kind == "photo" else \
-            {"name": name, "rgb": img.rgb, "styles": styles}
-        while len(store) > KEEP:
-            store.popitem(last=False)
         return {"id": key, "name": name, "width": w, "height": h}
 
     def _get(self, store: OrderedDict, key: str, what: str) -> dict:
@@ -103,7 +103,7 @@ class StyleServer:
             return entry["styles"][mode]
         if name not in builtin_styles.STYLES:
             raise HTTPProblem(404, f"style {name!r}: neither a built-in style nor an uploaded painting")
-        return self.st.load_style([name], mode=mode)
+        return self.st.builtin_style(name, mode)
 
     # -- renders -----------------------------------------------------------------------------
     def render(self, photo: str, style: str, size: str, strength: float, mode: str, preserve: bool) -> tuple[bytes, str, float]:

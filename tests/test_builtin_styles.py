@@ -109,7 +109,7 @@ def test_unknown_name_one_line_exit_2(tiny_weights, images, tmp_path):
     assert r.exit_code == 2 and "missing.jpg: style not found" in r.stderr
 
 
-def test_styles_list_sheet_precompute(tiny_weights, images, tmp_path):
+def test_styles_list_sheet_precompute(tiny_weights, images, tmp_path, monkeypatch):
     r = run("styles", "--json")
     assert r.exit_code == 0
     rows = json.loads(r.stdout)
@@ -118,8 +118,11 @@ def test_styles_list_sheet_precompute(tiny_weights, images, tmp_path):
     r = run("styles")
     assert r.exit_code == 0 and "starry-night" in r.stdout and "Hokusai" in r.stdout
     photo = images("photo.png", (40, 30))
+    images("udnie", (48, 48), seed=5, format="PNG")  # the sheet of built-in styles ignores this file
+    monkeypatch.chdir(tmp_path)
     r = run("styles", "--sheet", photo, "-o", tmp_path / "sheet.png", "-w", tiny_weights, "--cell", "32")
     assert r.exit_code == 0, r.output
+    assert "using the file" not in r.stderr
     w, h = Image.open(tmp_path / "sheet.png").size
     assert w > 3 * 32 and h > 3 * 32  # 12 cells: the photo and 11 styles
     r = run("styles", "--sheet", tmp_path / "nope.png", "-o", tmp_path / "s2.png", "-w", tiny_weights)
