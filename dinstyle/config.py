@@ -84,6 +84,8 @@ class TrainConfig:
     # styles are seen whole at this size, as at inference (0: random crops at style_zoom instead)
     style_view: int = 0
     style_zoom: tuple[float, float] = (0.5, 1.0)
+    # draw styles in proportion to (texture energy / median) ** this (0: uniformly); see data.style_probabilities
+    style_texture_power: float = 0.0
     style_cache: bool = True  # keep each style's VGG taps after its first use (whole-view styles only)
     adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
     deformable_prob: float = 0.0  # share of steps trained in the deformable mode (needs model.deform_kernel)

@@ -109,10 +109,11 @@ class BilinearHead(nn.Module):
 
     def forward(self, h: Tensor, size: tuple[int, int]) -> Tensor:
         y = self.lo(h)  # (N, 3+k, h, w)
-        if tuple(y.shape[-2:]) != tuple(size):
-            y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)  # (N, 3+k, H, W)
-        out = self.refine(F.relu(y[:, 3:]))  # (N, 3, H, W)
-        return out.add_(y[:, :3])
+        rgb, feat = y[:, :3], F.relu(y[:, 3:])
+        if tuple(y.shape[-2:]) != tuple(size):  # up-sample the two parts apart: no full-size slice copies
+            rgb = F.interpolate(rgb, size=size, mode="bilinear", align_corners=False)  # (N, 3, H, W)
+            feat = F.interpolate(feat, size=size, mode="bilinear", align_corners=False)  # (N, k, H, W)
+        return self.refine(feat).add_(rgb)  # (N, 3, H, W)
 
 
 class Decoder(nn.Module):
@@ -142,10 +143,15 @@ class Decoder(nn.Module):
             raise ValueError(f"unknown decoder head {cfg.head!r} (bilinear or shuffle)")
 
     def forward(self, d: list[Tensor]) -> Tensor:
-        d1, d2, d3 = d
-        h = self.res(d3)  # (N, c3, H/4u, W/4u)
+        """``d``: the DIN outputs, finest first. The list is emptied as the levels are used, so a
+        huge image's feature maps are freed as soon as possible."""
+        h = self.res(d.pop())  # (N, c3, H/4u, W/4u)
+        d2 = d.pop()
         h = self.res2(F.relu_(self.up2(h, d2.shape[-2:]).add_(d2)))  # (N, c2, H/2u, W/2u)
+        del d2
+        d1 = d.pop()
         h = self.res1(F.relu_(self.up1(h, d1.shape[-2:]).add_(d1)))  # (N, c1, H/u, W/u)
+        del d1
         if self.kind == "bilinear":
             u = self.unshuffle
             return self.head(h, (h.shape[-2] * u, h.shape[-1] * u))  # (N, 3, H, W)
@@ -220,7 +226,9 @@ class DinStyleNet(nn.Module):
         feats = self.encoder(content)
         if stats is None and stats_hook is not None:
             stats = stats_hook([calc_mean_std(f, self.cfg.eps) for f in feats])
-        return self.decoder(self.apply_din(feats, params, strength, stats, origin))
+        d = self.apply_din(feats, params, strength, stats, origin)
+        del feats  # the decoder frees each level's map once used
+        return self.decoder(d)
 
     def apply_din(self, feats: list[Tensor], params: Params, strength: float = 1.0,
                   stats: list[Stats] | None = None, origin: tuple[int, int] = (0, 0)) -> list[Tensor]:
@@ -251,6 +259,7 @@ class DinStyleNet(nn.Module):
                     d = torch.lerp(f, d, strength)
                 acc = torch.addcmul(acc, m[:, k:k + 1], d)
             mixed.append(acc)
+        del feats
         return self.decoder(mixed)
 
     def content_stats(self, content: Tensor) -> list[Stats]:

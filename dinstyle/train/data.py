@@ -104,8 +104,10 @@ class Plan:
 def draw_plan(step: int, *, seed: int, batch_size: int, n_content: int, n_style: int, n_flat: int = 0,
               flat_prob: float = 0.0, adaptive_prob: float = 0.0, deformable_prob: float = 0.0,
               adaptive_flat_prob: float | None = None, content_zoom: tuple[float, float] = (0.5, 1.0),
-              style_zoom: tuple[float, float] = (0.5, 1.0), rank: int = 0) -> Plan:
-    """The batch of ``step``: a pure function of its arguments."""
+              style_zoom: tuple[float, float] = (0.5, 1.0), rank: int = 0,
+              style_p: np.ndarray | None = None) -> Plan:
+    """The batch of ``step``: a pure function of its arguments (``style_p``: probabilities of
+    drawing each style; default uniform)."""
     # the mode must agree across ranks (DDP needs the same graph), so it is drawn from (seed, step) only
     r = np.random.default_rng([seed, int(step)]).random()
     mode = "adaptive" if r < adaptive_prob else ("deformable" if r < adaptive_prob + deformable_prob else "standard")
@@ -113,7 +115,7 @@ def draw_plan(step: int, *, seed: int, batch_size: int, n_content: int, n_style:
     fp = (flat_prob if adaptive_flat_prob is None else adaptive_flat_prob) if mode == "adaptive" else flat_prob
     flat = (rng.random(batch_size) < fp) if n_flat else np.zeros(batch_size, bool)
     content = np.where(flat, rng.integers(0, max(n_flat, 1), batch_size), rng.integers(0, n_content, batch_size))
-    style = rng.integers(0, n_style, batch_size)
+    style = rng.integers(0, n_style, batch_size) if style_p is None else rng.choice(n_style, batch_size, p=style_p)
 
     def views(zoom):
         lo, hi = zoom
@@ -123,6 +125,29 @@ def draw_plan(step: int, *, seed: int, batch_size: int, n_content: int, n_style:
     cv, sv = views(content_zoom), views(style_zoom)
     return Plan(int(step), mode, torch.from_numpy(content), torch.from_numpy(flat), torch.from_numpy(cv).float(),
                 torch.from_numpy(style), torch.from_numpy(sv).float())
+
+
+def texture_energy(images: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Mean local contrast of each uint8 image (B, 3, S, S): the 5x5 standard deviation of its grey
+    levels, averaged over the image (0..255). Flat art scores ~0, busy brushwork 20-30."""
+    out = []
+    for i in range(0, images.shape[0], chunk):
+        luma = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+        g = (images[i:i + chunk].float() * luma).sum(1, keepdim=True)
+        m = F.avg_pool2d(g, 5, 1, 2, count_include_pad=False)
+        v = (F.avg_pool2d(g * g, 5, 1, 2, count_include_pad=False) - m * m).clamp_min(0)
+        out.append(v.sqrt().mean((1, 2, 3)))
+    return torch.cat(out).cpu()
+
+
+def style_probabilities(energy: torch.Tensor, power: float) -> np.ndarray | None:
+    """Draw styles in proportion to (texture energy / its median) ** power (0: uniformly). Painting
+    collections hold many smooth, flat works; users' paintings are often the busiest ones."""
+    if power == 0:
+        return None
+    e = energy.double().clamp_min(1e-3)
+    w = (e / e.median()) ** power
+    return (w / w.sum()).numpy()
 
 
 def crop_views(images: torch.Tensor, view: torch.Tensor, crop: int) -> torch.Tensor:

@@ -31,7 +31,8 @@ from dinstyle.io.images import write_image
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.runtime import resolve_device
 from dinstyle.train.cache import StyleCache
-from dinstyle.train.data import ImageBank, Plan, crop_views, draw_plan, whole_views
+from dinstyle.train.data import (ImageBank, Plan, crop_views, draw_plan, style_probabilities, texture_energy,
+                                 whole_views)
 from dinstyle.train.losses import content_loss, style_loss_stats
 
 GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
@@ -249,6 +250,8 @@ class Batches:
         self.cfg, self.banks, self.vgg, self.device, self.amp, self.rank = cfg, banks, vgg, device, amp, rank
         self.map_taps = tuple(model.cfg.style_taps)
         use_cache = cfg.style_cache and cfg.style_view > 0
+        self.style_p = style_probabilities(texture_energy(banks["style"].images), cfg.style_texture_power) \
+            if cfg.style_texture_power else None
         self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path) if use_cache else None
 
     def plan(self, step: int) -> Plan:
@@ -257,7 +260,7 @@ class Batches:
                          n_style=len(self.banks["style"]), n_flat=len(self.banks["flat"]) if "flat" in self.banks else 0,
                          flat_prob=c.flat_prob, adaptive_prob=c.adaptive_prob, deformable_prob=c.deformable_prob,
                          adaptive_flat_prob=c.adaptive_flat_prob, content_zoom=c.content_zoom, style_zoom=c.style_zoom,
-                         rank=self.rank)
+                         rank=self.rank, style_p=self.style_p)
 
     def content(self, plan: Plan) -> torch.Tensor:
         idx = plan.content.to(self.device)
@@ -508,7 +511,9 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
     last = json.loads(state["last_json"])
     trained = {"steps": int(state["step"]), "batch_size": cfg.batch_size, "crop": cfg.crop,
                "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
-               "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob, "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
+               "style_layer_weights": list(cfg.style_layer_weights), "content_zoom": list(cfg.content_zoom),
+               "style_view": cfg.style_view, "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob,
+               "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
                "device": last.get("device"), "note": note}
     return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))
