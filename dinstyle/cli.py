@@ -1,12 +1,14 @@
 """The `dinstyle` command. Thin Typer commands: parse options, call the engine, render events.
 
 Every library error is a DinstyleError; only this module turns it into a red line on stderr and an
-exit code (2 bad input, 1 some files of a batch failed, 130 interrupted). --traceback shows more.
+exit code (2 bad input, 1 some files of a batch failed, 130 Ctrl-C, 143 SIGTERM). --traceback shows more.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -14,9 +16,12 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dinstyle import __version__
-from dinstyle.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, DinstyleError, InputError
+from dinstyle.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, DinstyleError, InputError, \
+    OutputError
+from dinstyle.io.files import check_output_path, q
 
 app = typer.Typer(name="dinstyle", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fast arbitrary style transfer with Dynamic Instance Normalization (MobileNet-DIN).")
@@ -49,9 +54,66 @@ def _main(
     _state["traceback"] = traceback
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, systemd, docker stop, batch schedulers), raised in the main thread like
+    Ctrl-C, so the same clean-up runs: stop at a boundary, remove temps, end ffmpeg, summarise."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up; a second SIGTERM cannot break it
+    raise Terminated()
+
+
+def _interrupted(e: BaseException) -> tuple[str, int]:
+    return ("terminated", EXIT_TERMINATED) if isinstance(e, Terminated) else ("interrupted", EXIT_INTERRUPTED)
+
+
+def _clean(text) -> str:
+    """``text`` as one printable line: control characters escaped (a newline in a file name cannot
+    split a message) and rich markup in it shown as is."""
+    return escape("".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text)))
+
+
+def _error(msg) -> None:
+    err.print(f"[red]error:[/red] {_clean(msg)}", soft_wrap=True)
+
+
+def _say(msg) -> None:
+    err.print(_clean(msg), soft_wrap=True)
+
+
+def _drop_stdout() -> None:
+    """After stdout failed (full disk, closed pipe), what is still buffered goes to /dev/null, so
+    Python's exit does not print a second error."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _echo_json(record, indent: int | None = None) -> None:
+    """One JSON record on stdout; a stdout that cannot take it is one clear error."""
+    try:
+        typer.echo(json.dumps(record, indent=indent))
+    except OSError as e:
+        _drop_stdout()
+        raise OutputError(f"stdout: cannot write the JSON output ({e.strerror or e})") from None
+
+
+def _fail(msg: str, code: int, json_out: bool) -> None:
+    _error(msg)
+    if json_out:  # stdout says it too, for scripts reading only it
+        with contextlib.suppress(DinstyleError):
+            _echo_json({"status": "error", "error": msg, "exit_code": code})
+    raise typer.Exit(code)
+
+
 @contextlib.contextmanager
-def _errors():
-    """Turn library errors into one stderr line + exit code; show warnings as one line each."""
+def _errors(json_out: bool = False):
+    """Turn library errors into one stderr line + exit code (and, with --json, an error record on
+    stdout); show warnings as one line each."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -60,11 +122,22 @@ def _errors():
             _show_warnings(caught)
             if _state["traceback"]:
                 raise
-            err.print(f"[red]error:[/red] {e}", markup=True, soft_wrap=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/yellow]")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            _fail(str(e), e.exit_code, json_out)
+        except KeyboardInterrupt as e:
+            word, code = _interrupted(e)
+            err.print(f"[yellow]{word}[/yellow]")
+            if json_out:
+                with contextlib.suppress(DinstyleError):
+                    _echo_json({"status": word, "exit_code": code})
+            raise typer.Exit(code) from None
+        except (MemoryError, OSError) as e:  # a safety net: the library should have said it in its words
+            if _state["traceback"]:
+                raise
+            if isinstance(e, MemoryError):
+                msg = "out of memory; try --max-size (or a smaller --style-size)"
+            else:
+                msg = f"{q(e.filename)}: {e.strerror}" if e.filename and e.strerror else (e.strerror or str(e))
+            _fail(msg, EXIT_USAGE, json_out)
         _show_warnings(caught)
 
 
@@ -75,13 +148,15 @@ def _show_warnings(caught) -> None:
         if msg in seen or issubclass(w.category, (DeprecationWarning, FutureWarning, ResourceWarning)):
             continue
         seen.add(msg)
-        err.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+        err.print(f"[yellow]warning:[/yellow] {_clean(msg)}", soft_wrap=True)
 
 
-def _report(problems: list[str], files: list | None = None) -> int:
+def _report(problems: list[str], files: list | None = None, json_out: bool = False) -> int:
     """Print one error line per problem and return how many; exit 2 if ``files`` is given but empty."""
     for p in problems:
-        err.print(f"[red]error:[/red] {p}", soft_wrap=True)
+        _error(p)
+        if json_out:
+            _echo_json({"status": "failed", "error": p})
     if files is not None and not files:
         raise typer.Exit(EXIT_USAGE)
     return len(problems)
@@ -132,7 +207,7 @@ def image(
 ) -> None:
     """Stylize images (files, folders, globs) with a style image, pack or built-in style name.
     `-` reads one image from stdin; `-o -` writes it to stdout (--format, default png)."""
-    with _errors():
+    with _errors(json_out):
         pipe = "-" in paths or str(out) == "-"
         if pipe:
             _check_pipe(paths, out, fmt, max_size, json_out)
@@ -154,16 +229,16 @@ def image(
             def on_event(ev):
                 prog.advance(task)
                 if ev.status == "failed":
-                    err.print(f"[red]error:[/red] {ev.error}", soft_wrap=True)
+                    _error(ev.error)
                 elif ev.status == "skipped" and not json_out:
-                    err.print(f"skipped {ev.output}: {ev.error}", soft_wrap=True)
+                    _say(f"skipped {ev.output}: {ev.error}")
                 if json_out:
                     rec = {"input": ev.input, "style": sty.label, "mode": ev.mode or sty.mode, "output": ev.output,
                            "status": ev.status, "size": list(ev.size) if ev.size else None,
                            "seconds": round(ev.seconds, 4)}
                     if ev.error:
                         rec["error"] = ev.error
-                    typer.echo(json.dumps(rec))
+                    _echo_json(rec)
 
             counts = {"done": 0, "skipped": 0, "failed": 0}
             track = on_event
@@ -176,14 +251,15 @@ def image(
                 summary = st.run_images(paths, sty, out=out, strength=strength, preserve_color=preserve_color,
                                         max_size=max_size, fmt=fmt, batch_size=batch_size, overwrite=overwrite,
                                         recursive=recursive, tile=tile, color_match=color_match, on_event=on_event)
-            except KeyboardInterrupt:
-                err.print(f"interrupted: {counts['done']} written, {counts['skipped']} skipped, {counts['failed']} "
-                          "failed; run the same command again to finish (finished outputs are skipped)")
+            except KeyboardInterrupt as e:
+                err.print(f"{_interrupted(e)[0]}: {counts['done']} written, {counts['skipped']} skipped, "
+                          f"{counts['failed']} failed; run the same command again to finish (finished outputs are "
+                          "skipped)")
                 raise
         if not json_out:
             done = [e for e in summary.events if e.status == "done"]
             if len(done) == 1 and summary.failed == 0:
-                err.print(f"wrote {done[0].output}")
+                _say(f"wrote {done[0].output}")
             else:
                 err.print(f"{summary.done} written, {summary.skipped} skipped, {summary.failed} failed")
     _batch_exit(summary.failed, summary.done + summary.skipped)
@@ -265,10 +341,10 @@ def video(
     """Stylize videos, keeping frame rate, frame count and audio; frames are streamed."""
     from dinstyle.io.video import list_videos
 
-    failed = written = 0
-    with _errors():
+    failed = written = skipped = 0
+    with _errors(json_out):
         files, problems = list_videos(paths)
-        failed += _report(problems, files)
+        failed += _report(problems, files, json_out)
         st = _stylizer(weights, device, dtype, vgg)
         from dinstyle.io.video import is_video, read_video
 
@@ -276,7 +352,7 @@ def video(
         if mask_video is not None:  # its first frame stands in for the static mask while loading
             frame0 = next(read_video(mask_video)[1], None)
             if frame0 is None:
-                raise InputError(f"{mask_video}: the mask video has no frames")
+                raise InputError(f"{q(mask_video)}: the mask video has no frames")
             sty = st.load_regions(style, frame0, feather=feather, mode=mode, style_size=style_size)
         elif mask is not None:
             sty = st.load_regions(style, mask, feather=feather, mode=mode, style_size=style_size)
@@ -287,33 +363,44 @@ def video(
         dests = [video_output_path(f, sty, out, len(files) > 1) for f in files]
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        for f, dest in zip(files, dests):
-            if dest.exists() and not overwrite:
-                err.print(f"skipped {dest}: exists (use --overwrite)")
-                continue
-            with Progress(TextColumn(f"[bold]{f.name}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[fps]} fps"), TextColumn("eta"), TimeRemainingColumn(),
-                          console=err, disable=json_out) as prog:
-                task = prog.add_task("frames", total=None, fps="-")
+        try:
+            for f, dest in zip(files, dests):
                 try:
-                    rec = stylize_video(st, f, sty, dest, strength=strength, preserve_color=preserve_color,
-                                        max_size=max_size, stats=stats, batch_size=batch_size, crf=crf, codec=codec,
-                                        mask_video=mask_video,
-                                        on_progress=lambda p: prog.update(task, completed=p.frames, total=p.total,
-                                                                          fps=f"{p.fps:.1f}"))
+                    if dest.resolve() == f.resolve():
+                        raise OutputError(f"{q(dest)}: output would overwrite the input; choose another --out")
+                    if dest.exists() and not overwrite:
+                        _say(f"skipped {dest}: exists (use --overwrite)")
+                        skipped += 1
+                        continue
+                    # a live bar on a terminal only, gone when done: no stray line before a message
+                    with Progress(TextColumn(f"[bold]{escape(f.name)}"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[fps]} fps"), TextColumn("eta"), TimeRemainingColumn(),
+                                  console=err, disable=json_out or not err.is_terminal, transient=True) as prog:
+                        task = prog.add_task("frames", total=None, fps="-")
+                        rec = stylize_video(st, f, sty, dest, strength=strength, preserve_color=preserve_color,
+                                            max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
+                                            codec=codec, mask_video=mask_video,
+                                            on_progress=lambda p: prog.update(task, completed=p.frames, total=p.total,
+                                                                              fps=f"{p.fps:.1f}"))
                 except DinstyleError as e:
                     if len(files) == 1:
                         raise
                     failed += 1
-                    err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+                    _error(e)
+                    if json_out:
+                        _echo_json({"input": str(f), "output": str(dest), "status": "failed", "error": str(e)})
                     continue
-            written += 1
-            if json_out:
-                typer.echo(json.dumps(rec))
-            else:
-                err.print(f"wrote {rec['output']}: {rec['frames']} frames at {rec['fps']} fps, "
-                          f"{'audio copied' if rec['audio'] else 'no audio'}, {rec['frames_per_second']} frames/s")
-    _batch_exit(failed, written)
+                written += 1
+                if json_out:
+                    _echo_json(rec)
+                else:
+                    _say(f"wrote {rec['output']}: {rec['frames']} frames at {rec['fps']} fps, "
+                         f"{'audio copied' if rec['audio'] else 'no audio'}, {rec['frames_per_second']} frames/s")
+        except KeyboardInterrupt as e:
+            err.print(f"{_interrupted(e)[0]}: {written} written, {skipped} skipped, {failed} failed (the video in "
+                      "progress was not kept); run the same command again to finish (finished outputs are skipped)")
+            raise
+    _batch_exit(failed, written + skipped)
 
 
 @app.command("eval-video")
@@ -323,15 +410,35 @@ def eval_video(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Temporal stability: warping error (optical flow on the input) and flicker of a stylized video."""
-    with _errors():
+    with _errors(json_out):
         from dinstyle.io.video import read_video
         from dinstyle.metrics import warping_error
 
-        _, a = read_video(original)
-        _, b = read_video(stylized)
-        res = warping_error(a, b)
+        info_a, a = read_video(original)
+        info_b, b = read_video(stylized)
+        (wa, ha), (wb, hb) = info_a.size, info_b.size
+        if abs(wa / ha - wb / hb) > 0.03 * wa / ha:  # the same picture, maybe scaled (--max-size) or padded
+            raise InputError(f"{q(stylized)}: {wb}x{hb} frames, {q(original)}: {wa}x{ha}; not a stylized version "
+                             "of it (the pictures differ)")
+        counts = [0, 0]
+
+        def counted(frames, i):
+            for fr in frames:
+                counts[i] += 1
+                yield fr
+
+        ca, cb = counted(a, 0), counted(b, 1)
+        res = warping_error(ca, cb)
+        counts[0] += sum(1 for _ in ca)  # what the shorter clip left unscored
+        counts[1] += sum(1 for _ in cb)
+        if min(counts) < 2:
+            short = original if counts[0] < 2 else stylized
+            raise InputError(f"{q(short)}: {min(counts)} frame(s); scoring needs two videos of two or more frames")
+        if abs(counts[0] - counts[1]) > 1:
+            raise InputError(f"{q(stylized)} has {counts[1]} frames, {q(original)} has {counts[0]}: not a stylized "
+                             "version of it (the lengths differ)")
         if json_out:
-            typer.echo(json.dumps({"input": str(original), "output": str(stylized), **res}))
+            _echo_json({"input": str(original), "output": str(stylized), **res})
         else:
             typer.echo(f"{stylized}: warping error {res['warping_error']:.3f}, flicker {res['flicker']:+.3f} "
                        f"(luma change/frame {res['output_luma_change']:.3f}) over {res['pairs']} frame pairs")
@@ -356,7 +463,7 @@ def cluster(
 ) -> None:
     """Stylize many files on a Ray cluster: each actor holds the model and the style once."""
     failed = done = 0
-    with _errors():
+    with _errors(json_out):
         from dinstyle.cluster import run_cluster
         from dinstyle.errors import OptionError
 
@@ -369,11 +476,11 @@ def cluster(
             nonlocal failed, done
             if rec["status"] == "failed":
                 failed += 1
-                err.print(f"[red]error:[/red] {rec['error']}", soft_wrap=True)
+                _error(rec["error"])
             else:
                 done += 1
             if json_out:
-                typer.echo(json.dumps({**rec, "style": sty.label}))
+                _echo_json({**rec, "style": sty.label})
 
         run_cluster(paths, sty, out=out, address=address, workers=workers,
                     weights=str(st.weights_dir) if st.info.get("path") else None,
@@ -405,10 +512,16 @@ def sheet(
         from dinstyle.io.sheets import compose_grid
         from dinstyle.sheets import make_sheet, make_strip
 
-        if cell < 16:
-            from dinstyle.errors import OptionError
+        from dinstyle.errors import OptionError
 
+        if cell < 16:
             raise OptionError(f"--cell {cell}: must be at least 16")
+        if cols is not None and cols < 1:
+            raise OptionError(f"--cols {cols}: must be at least 1")
+        if strip < 0 or strip == 1:
+            raise OptionError(f"--strip {strip}: must be at least 2 (or 0 for a sheet)")
+        if max_size < 16:
+            raise OptionError(f"--max-size {max_size}: must be at least 16")
         st = _stylizer(weights, device, "auto", vgg)
         if strip:
             frames = make_strip(st, photo, style, steps=strip, cell=cell, max_size=max_size, style_size=style_size,
@@ -518,9 +631,9 @@ def precompute(
     from dinstyle.builtin_styles import resolve
 
     failed = written = 0
-    with _errors():
+    with _errors(json_out):
         files, problems = expand_inputs([str(b.path) if (b := resolve(s)) else s for s in styles])
-        failed += _report(problems, files)
+        failed += _report(problems, files, json_out)
         st = _stylizer(weights, device, "auto", vgg)
         st.check_mode(mode)
         with _progress(len(files), len(files) > 1 and not json_out) as prog:
@@ -528,20 +641,23 @@ def precompute(
             for f in files:
                 dest = out / f"{f.stem}{PACK_EXT}"
                 try:
-                    if dest.exists() and not overwrite:
+                    if check_output_path(dest).exists() and not overwrite:
                         status = "skipped"
                     else:
                         st.make_pack(f, mode=mode, style_size=style_size).save(dest)
                         status = "done"
                         written += 1
-                    if json_out:
-                        typer.echo(json.dumps({"input": str(f), "output": str(dest), "status": status, "mode": mode,
-                                               "style_size": style_size, "model_id": st.model_id}))
-                    elif status == "skipped":
-                        err.print(f"skipped {dest}: exists (use --overwrite)")
                 except DinstyleError as e:
                     failed += 1
-                    err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+                    status = "failed"
+                    _error(e)
+                    if json_out:
+                        _echo_json({"input": str(f), "output": str(dest), "status": status, "error": str(e)})
+                if json_out and status != "failed":
+                    _echo_json({"input": str(f), "output": str(dest), "status": status, "mode": mode,
+                                "style_size": style_size, "model_id": st.model_id})
+                elif status == "skipped":
+                    _say(f"skipped {dest}: exists (use --overwrite)")
                 prog.advance(task)
         if not json_out:
             err.print(f"{written} pack(s) written to {out}, {failed} failed")
@@ -556,12 +672,12 @@ def info(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Model, weights, parameter count, MACs at 512x512, device; and a style pack's contents."""
-    with _errors():
+    with _errors(json_out):
         from dinstyle.report import describe
 
         data = describe(weights=weights, device=device, pack=style)
         if json_out:
-            typer.echo(json.dumps(data, indent=2))
+            _echo_json(data, indent=2)
         else:
             from dinstyle.report import render_info
 
@@ -865,11 +981,22 @@ def eval_cmd(
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    code = 0
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/yellow]")
-        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+    except KeyboardInterrupt as e:
+        word, code = _interrupted(e)
+        err.print(f"[yellow]{word}[/yellow]")
+    try:
+        sys.stdout.flush()  # --json to a full disk: the last records fail here, not silently at exit
+    except OSError as e:
+        _drop_stdout()
+        _error(f"stdout: cannot write the output ({e.strerror or e})")
+        code = code or EXIT_USAGE
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -590,10 +590,11 @@ class Stylizer:
                 t1 = time.perf_counter()
                 try:
                     write_image(dst, rgb, img.alpha)
-                    emit(ImageEvent(idx, total, str(src), str(dst), "done", per + time.perf_counter() - t1,
-                                    (rgb.shape[1], rgb.shape[0]), mode=batch_style[0].mode))
                 except DinstyleError as e:
                     emit(ImageEvent(idx, total, str(src), str(dst), "failed", error=str(e)))
+                    continue
+                emit(ImageEvent(idx, total, str(src), str(dst), "done", per + time.perf_counter() - t1,
+                                (rgb.shape[1], rgb.shape[0]), mode=batch_style[0].mode))
             pending.clear()
 
         input_set = {f.resolve() for f in files}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dinstyle.engine import StatsSmoother, Style, Stylizer
 from dinstyle.errors import InputError, OptionError, OutputError
-from dinstyle.io.files import remove_stale_temps
+from dinstyle.io.files import check_output_path, q, remove_stale_temps
 from dinstyle.io.video import VIDEO_EXTS, VideoWriter, even_size, pad_even, read_video
 
 STATS_MODES = ("sequence", "frame")
@@ -30,33 +30,45 @@ class VideoProgress:
 
 
 def _prefetch(it: Iterator, maxsize: int, stop: threading.Event) -> Iterator:
-    """Run ``it`` in a thread, handing items over through a bounded queue."""
-    q: queue.Queue = queue.Queue(maxsize)
+    """Run ``it`` in a thread, handing items over through a bounded queue. When the consumer stops
+    (end, error, interrupt: close this generator), the thread closes ``it``, which ends its decoder."""
+    items: queue.Queue = queue.Queue(maxsize)
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def work():
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            q.put(_END)
+            put(_END)
         except BaseException as e:  # handed to the consumer
-            q.put(e)
+            put(e)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
-    while True:
-        item = q.get()
-        if item is _END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=10)
 
 
 class _Sink:
@@ -65,6 +77,7 @@ class _Sink:
     def __init__(self, fn: Callable, maxsize: int):
         self.q: queue.Queue = queue.Queue(maxsize)
         self.error: BaseException | None = None
+        self.aborted = False
         self.fn = fn
         self.t = threading.Thread(target=self._work, daemon=True)
         self.t.start()
@@ -74,7 +87,7 @@ class _Sink:
             item = self.q.get()
             if item is _END:
                 return
-            if self.error is None:
+            if self.error is None and not self.aborted:
                 try:
                     self.fn(item)
                 except BaseException as e:
@@ -85,7 +98,9 @@ class _Sink:
             raise self.error
         self.q.put(item)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Wait until everything put is written; ``abort``: drop what is still queued."""
+        self.aborted = abort  # the thread skips the rest
         self.q.put(_END)
         self.t.join()
         if self.error:
@@ -104,13 +119,13 @@ def video_output_path(src: Path, style: Style, out: str | Path | None, many: boo
         label += f"_{style.mode}"
     name = f"{src.stem}_{label}.mp4"
     if out is None:
-        return Path("stylized") / name
-    out = Path(out)
+        return check_output_path(Path("stylized") / name)
+    out = check_output_path(out)
     if out.suffix.lower() in VIDEO_EXTS and not out.is_dir():
         if many:
-            raise OptionError(f"--out {out}: a file name takes one input video; give a folder")
+            raise OptionError(f"--out {q(out)}: a file name takes one input video; give a folder")
         return out
-    return out / name
+    return check_output_path(out / name)
 
 
 def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path, *, strength: float = 1.0,
@@ -125,10 +140,27 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
         raise OptionError(f"--batch-size {batch_size}: must be >= 1 (or 0 for automatic)")
     if max_size is not None and max_size < 16:
         raise OptionError(f"--max-size {max_size}: must be at least 16")
+    closers: list[Callable[[], None]] = []  # decoders to end however this returns
     if dest.resolve() == src.resolve():
-        raise OutputError(f"{dest}: output would overwrite the input; choose another --out")
+        raise OutputError(f"{q(dest)}: output would overwrite the input; choose another --out")
     remove_stale_temps(dest)
     info, frames = read_video(src, max_size)
+    closers.append(frames.close)
+    try:
+        return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength,
+                               preserve_color=preserve_color, stats=stats, momentum=momentum, batch_size=batch_size,
+                               crf=crf, codec=codec, mask_video=mask_video, on_progress=on_progress)
+    finally:
+        for close in closers:
+            try:
+                close()
+            except ValueError:  # still running in a reader thread that did not stop in time
+                pass
+
+
+def _stylize_stream(st: Stylizer, src: Path, style: Style, dest: Path, info, frames: Iterator, closers: list, *,
+                    strength: float, preserve_color: bool, stats: str, momentum: float, batch_size: int, crf: int,
+                    codec: str, mask_video, on_progress) -> dict:
     w, h = info.size
     bs = batch_size or auto_batch_size(st, w, h)
     mask_frames = None
@@ -139,13 +171,14 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
             raise OptionError("a mask video needs region styles (--mask with two or more --style)")
         _, mframes = read_video(mask_video)
         mask_frames = (f[..., 0] // 4 + f[..., 1] // 2 + f[..., 2] // 4 for f in mframes)  # grey levels
+        closers.append(mframes.close)
 
     def masks_for(n: int):
         if mask_frames is None:
             return None
         out = [next(mask_frames, None) for _ in range(n)]
         if any(m is None for m in out):
-            raise InputError(f"{mask_video}: the mask video has fewer frames than {src}")
+            raise InputError(f"{q(mask_video)}: the mask video has fewer frames than {q(src)}")
         return out
     smoother = StatsSmoother(momentum) if stats == "sequence" else None
     stop = threading.Event()
@@ -155,6 +188,8 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
     with VideoWriter(dest, even_size(w, h), info.fps, audio_from=src if info.audio_codec else None,
                      audio_codec=info.audio_codec, codec=codec, crf=crf) as writer:
         sink = _Sink(lambda fr: writer.write(pad_even(fr)), maxsize=2 * bs + 2)
+        feed = _prefetch(frames, 2 * bs + 2, stop)
+        closers.insert(0, feed.close)  # the reader thread first: it ends the decoder
 
         def run(batch: list) -> int:
             for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
@@ -162,9 +197,10 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                 sink.put(o)
             return len(batch)
 
+        ok = False
         try:
             batch = []
-            for frame in _prefetch(frames, 2 * bs + 2, stop):
+            for frame in feed:
                 batch.append(frame)
                 if len(batch) < bs:
                     continue
@@ -174,11 +210,12 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                     on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
             if batch:
                 done += run(batch)
+            ok = True
         finally:
             stop.set()
-            sink.close()
+            sink.close(abort=not ok)  # after an error or interrupt, queued frames are not encoded
         if done == 0:  # raised inside the block, so the writer removes its temp file
-            raise InputError(f"{src}: the video has no frames")
+            raise InputError(f"{q(src)}: the video has no frames")
     secs = time.perf_counter() - t0
     if on_progress:
         on_progress(VideoProgress(done, done, done / max(secs, 1e-9)))

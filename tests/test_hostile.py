@@ -155,3 +155,40 @@ def test_full_disk_while_writing_a_pack(tmp_path, images, tiny_weights, tiny_fs,
     assert r.exit_code == 2, r.output
     assert "No space left on device" in r.stderr and "Traceback" not in r.output
     assert not out.exists() or list(out.iterdir()) == []  # no torn pack, no temp
+
+
+# -- video: variable frame rate, ffmpeg's reasons, SIGTERM ------------------------------------------
+
+def _ffmpeg(*args):
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *map(str, args)], check=True,
+                   timeout=120)
+
+
+def test_variable_frame_rate_video_keeps_its_duration(tmp_path, images, tiny_weights):
+    from dinstyle.io.video import probe_frames
+
+    src = tmp_path / "vfr.mp4"
+    # 30 frames at 30 fps, then 30 frames at 5 fps: 60 frames over 7 s (average 8.6 fps, base rate 30)
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=30:duration=2",
+            "-vf", "setpts='if(lt(N,30),N,30+(N-30)*6)/30/TB'", "-fps_mode", "vfr", "-c:v", "libx264",
+            "-pix_fmt", "yuv420p", src)
+    n_in, secs_in = probe_frames(src)
+    out = tmp_path / "out.mp4"
+    r = run("video", src, "-s", images("s.png", (32, 32)), "-w", tiny_weights, "-o", out, "--style-size", "32")
+    assert r.exit_code == 0, r.output
+    n_out, secs_out = probe_frames(out)
+    assert abs(secs_out - secs_in) < 0.5, (secs_in, secs_out)  # was 22.8 s for 7 s, 210 frames for 60
+    assert abs(n_out - n_in) <= 0.15 * n_in, (n_in, n_out)
+
+
+def test_ffmpeg_failure_is_one_line_with_the_reason(tmp_path, images, tiny_weights):
+    src = tmp_path / "clip.mp4"
+    _ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1", "-c:v", "libx264", "-pix_fmt", "yuv420p", src)
+    p = subprocess.run([sys.executable, "-m", "dinstyle", "video", str(src), "-s", str(images("s.png", (32, 32))),
+                        "-w", str(tiny_weights), "-o", str(tmp_path / "o.mp4"), "--style-size", "32",
+                        "--codec", "nonesuch"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [f"error: {tmp_path / 'o.mp4'}: encoding failed (Unknown encoder 'nonesuch')"]
+    assert not list(tmp_path.glob(".o.mp4*")) and not (tmp_path / "o.mp4").exists()

@@ -54,12 +54,14 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
 
 def _decode_need(im: Image.Image, shrink: bool) -> int:
     """Bytes decoding ``im`` takes at its peak: Pillow's own buffer (RGB is held as 4 bytes a pixel),
-    the RGB conversion and, at full size, the numpy copies (``shrink``: resized before them)."""
+    the conversion to RGB (+ alpha) and, unless ``shrink`` resizes first, the numpy copies."""
     w, h = im.size
     held = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N", "F"):
         held += 17  # float64 copies on the way to 8 bits
-    return w * h * (held + 4 + (0 if shrink else 8))
+    alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    convert = 0 if im.mode == "RGB" else 9 if alpha else 4
+    return w * h * (held + convert + (0 if shrink else 6 + 2 * alpha))
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, max_size: int | None = None) -> LoadedImage:
