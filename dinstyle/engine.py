@@ -385,9 +385,9 @@ class Stylizer:
             smaller = current // 2 // self.model.multiple * self.model.multiple
             if smaller >= 128 and not isinstance(style, RegionStyle):
                 return self.stylize_resilient(images, style, tile=smaller, **kw)
+            hint = " or --device cpu" if self.device.type == "cuda" else ""
             raise ResourceError(f"out of memory on {self.device} even for one {w}x{h} image in "
-                                f"{current}-px tiles; try --max-size" + (" or --device cpu" if self.device.type == "cuda"
-                                                                         else "")) from None
+                                f"{current}-px tiles; try --max-size{hint}") from None
 
     def memory_needed(self, h: int, w: int, tile: int | None = None) -> int:
         """Bytes (CPU) one h x w image takes to stylize: the whole network at full size, or, tiled,

@@ -43,7 +43,8 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, Image.Image | None]:
         return Image.fromarray(np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L"), None
     if im.mode == "F":
         a = np.asarray(im, dtype=np.float64)
-        return Image.fromarray(np.clip(a * (255.0 if a.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8), "L"), None
+        g = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0) + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(g, "L"), None
     if im.mode == "P" and "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):

@@ -2,7 +2,6 @@
 one line before it starts instead of ending in a MemoryError. No torch here."""
 from __future__ import annotations
 
-import os
 import resource
 
 GB = 1 << 30
