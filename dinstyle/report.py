@@ -52,6 +52,7 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
 
 
 def render_info(d: dict, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(show_header=False, box=None, pad_edge=False)
@@ -59,7 +60,7 @@ def render_info(d: dict, console) -> None:
     t.add_column()
     state = "[green]trained[/green]" if d["trained"] else "[red]UNTRAINED (outputs are not a real stylization)[/red]"
     t.add_row("model", f"{d['model']}  id {d['model_id']}  {state}")
-    t.add_row("weights", str(d["weights"]))
+    t.add_row("weights", escape(str(d["weights"])))
     t.add_row("modes", ", ".join(d["modes"]) + " (and auto for images)")
     if d.get("training"):
         tr = d["training"]
@@ -74,7 +75,7 @@ def render_info(d: dict, console) -> None:
     t.add_row("device", f"{d['device']} ({d['dtype']}), torch {d['torch']}, {d['threads']} threads"
               + (f", {d['cuda']}" if d.get("cuda") else ""))
     if "pack" in d:
-        pk = d["pack"]
+        pk = {k: escape(repr(v)[1:-1]) if isinstance(v, str) else v for k, v in d["pack"].items()}  # untrusted text
         ok = "[green]compatible[/green]" if pk["compatible"] else f"[red]incompatible[/red]: {pk['problem']}"
         t.add_row("pack", f"{pk['path']}: from {pk['source']}, mode {pk['mode']}, encoded at {pk['style_size']} px, "
                           f"model {pk['model_id']}, {pk['values']} values in {len(pk['layers'])} layers; {ok}")

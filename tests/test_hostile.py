@@ -487,3 +487,11 @@ def test_memory_error_anywhere_is_one_line(tmp_path, images, tiny_weights, monke
     r = run("image", images("c.png"), "-s", images("s.png", (32, 32)), "-w", tiny_weights, "-o", tmp_path / "o.png",
             "--style-size", "32")
     assert r.exit_code == 2 and "out of memory on cpu" in r.stderr and "Traceback" not in r.output
+
+
+def test_pack_text_is_shown_not_interpreted(tmp_path, images, tiny_weights):
+    bad = _craft(_pack(tmp_path, images, tiny_weights), tmp_path / "markup.dinpack",
+                 {"source": "evil[/bold]\n[red]x.png"})
+    r = run("info", "-s", bad, "-w", tiny_weights)
+    assert r.exit_code == 0, r.output
+    assert "evil[/bold]\\n[red]x.png" in r.stdout.replace("\n", "").replace(" ", "")
