@@ -87,6 +87,7 @@ class TrainConfig:
     # draw styles in proportion to (texture energy / median) ** this (0: uniformly); see data.style_probabilities
     style_texture_power: float = 0.0
     style_cache: bool = True  # keep each style's VGG taps after its first use (whole-view styles only)
+    style_cache_dir: str | None = None  # CPU: folder the cache file is kept in (default: the run folder)
     adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
     deformable_prob: float = 0.0  # share of steps trained in the deformable mode (needs model.deform_kernel)
     flat_dir: str | None = None  # optional flat-colour images mixed into the content stream

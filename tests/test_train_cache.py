@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dinstyle.config import ModelConfig, TrainConfig
@@ -70,3 +71,23 @@ def test_cache_fills_only_missing_styles():
     cache.lookup(torch.tensor([1, 4]), compute)
     assert calls == [[1, 3], [4]]
     assert stats["relu1_1"][0].shape == (3, 64, 1, 1)
+
+
+def test_a_kept_cache_is_reopened_by_the_next_run(tmp_path):
+    def compute(idx):
+        n = len(idx)
+        return {"relu1_1": torch.rand(n, 64, 4, 4), "relu2_1": torch.ones(n, 128, 2, 2) * idx.view(-1, 1, 1, 1),
+                "relu3_1": torch.rand(n, 256, 1, 1), "relu4_1": torch.rand(n, 512, 1, 1)}
+
+    path = tmp_path / "style-cache-x.f16"
+    first = StyleCache(4, ("relu2_1",), torch.device("cpu"), path, keep=True)
+    _, stats = first.lookup(torch.tensor([2, 3]), compute)
+    first.close()
+    assert path.exists()
+    second = StyleCache(4, ("relu2_1",), torch.device("cpu"), path, keep=True)
+    maps, stats2 = second.lookup(torch.tensor([3, 2]), lambda idx: pytest.fail("recomputed"))
+    assert second.hits == 2 and maps["relu2_1"][:, 0, 0, 0].tolist() == [3.0, 2.0]
+    assert torch.equal(stats2["relu4_1"][0][1], stats["relu4_1"][0][0])
+    path.with_name(path.name + ".index").write_bytes(b"damaged")
+    third = StyleCache(4, ("relu2_1",), torch.device("cpu"), path, keep=True)
+    assert not third.valid.any()  # a damaged index starts afresh

@@ -30,7 +30,7 @@ from dinstyle.io.files import atomic_path, atomic_write_bytes
 from dinstyle.io.images import write_image
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.runtime import resolve_device
-from dinstyle.train.cache import StyleCache
+from dinstyle.train.cache import StyleCache, cache_key
 from dinstyle.train.data import (ImageBank, Plan, crop_views, draw_plan, style_probabilities, texture_energy,
                                  whole_views)
 from dinstyle.train.losses import content_loss, style_loss_stats
@@ -252,7 +252,17 @@ class Batches:
         use_cache = cfg.style_cache and cfg.style_view > 0
         self.style_p = style_probabilities(texture_energy(banks["style"].images), cfg.style_texture_power) \
             if cfg.style_texture_power else None
-        self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path) if use_cache else None
+        self.cache = None
+        if use_cache:
+            keep = cache_path is not None and cache_path.is_dir()
+            if keep:  # a folder: keep the cache there under a name that says what it holds
+                from dinstyle.checkpoint import file_digest, find_vgg
+
+                imgs = banks["style"].images
+                key = cache_key(file_digest(find_vgg(cfg.vgg)), cfg.style_view, amp, self.map_taps, banks["style"].names,
+                                int(imgs.sum()) if imgs.device.type == "cpu" else 0)
+                cache_path = cache_path / f"style-cache-{key}.f16"
+            self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path, keep=keep)
 
     def plan(self, step: int) -> Plan:
         c = self.cfg
@@ -331,6 +341,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         saved.content_dir, saved.style_dir = cfg.content_dir or saved.content_dir, cfg.style_dir or saved.style_dir
         saved.data_pack, saved.compile = cfg.data_pack or saved.data_pack, cfg.compile
         saved.vgg = cfg.vgg or saved.vgg
+        saved.style_cache_dir = cfg.style_cache_dir or saved.style_cache_dir
         for k, v in (overrides or {}).items():  # e.g. larger crops when a run moves to a GPU
             setattr(saved, k, v)
         cfg = saved
@@ -376,7 +387,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     banks = load_banks(cfg, device)
-    batches = Batches(cfg, banks, vgg, model, device, amp, rank, run_dir / f".style_cache.{os.getpid()}.f16")
+    cache_dir = Path(cfg.style_cache_dir) if cfg.style_cache_dir else run_dir
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    batches = Batches(cfg, banks, vgg, model, device, amp, rank, cache_dir)
     batches.channels_last = channels_last
     loss_mod = StyleTransferLoss(model, vgg, cfg, amp, device)
     net: nn.Module = loss_mod
@@ -478,6 +491,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if main and due:
                 tc = time.perf_counter()
                 save_checkpoint(run_dir, model, opt, step, cfg, last)
+                if batches.cache is not None:
+                    batches.cache.save_index()
                 ckpt_cost = max(ckpt_cost, time.perf_counter() - tc)
                 t_ckpt = time.perf_counter()
             if time_budget is not None:  # room for one more step and the final checkpoint?
