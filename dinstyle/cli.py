@@ -721,6 +721,8 @@ def train(
     content_zoom: Annotated[Optional[str], typer.Option("--content-zoom", help="Range of output pixels per photo pixel in content crops, e.g. 1,2.")] = None,
     style_view: Annotated[Optional[int], typer.Option("--style-view", help="See styles whole at this size, as at inference (0: random crops at --style-zoom).")] = None,
     style_zoom: Annotated[Optional[str], typer.Option("--style-zoom", help="Zoom range of style crops when --style-view is 0.")] = None,
+    style_cache_dir: Annotated[Optional[Path], typer.Option("--style-cache-dir", help="CPU: keep the styles' VGG-tap cache in this folder (default: the run folder); runs on the same styles share it.")] = None,
+    style_texture: Annotated[Optional[float], typer.Option("--style-texture", help="Draw styles in proportion to (texture energy / median) ** this (0: uniformly).")] = None,
     adaptive_prob: Annotated[Optional[float], typer.Option("--adaptive-prob", help="Share of steps trained in the adaptive mode.")] = None,
     deform_kernel: Annotated[Optional[int], typer.Option("--deform-kernel", help="New runs: deformable DIN layers with this k x k kernel (0 = none).")] = None,
     dec_blocks: Annotated[Optional[int], typer.Option("--dec-blocks", help="New runs: residual blocks after each decoder up-step.")] = None,
@@ -765,7 +767,8 @@ def train(
             ("batch_size", batch_size), ("crop", crop), ("lr", lr), ("warmup", warmup), ("style_weight", style_weight),
             ("content_weight", content_weight), ("style_layer_weights", _floats(style_layers, 4, "--style-layers")),
             ("content_zoom", _floats(content_zoom, 2, "--content-zoom")), ("style_view", style_view),
-            ("style_zoom", _floats(style_zoom, 2, "--style-zoom")), ("adaptive_prob", adaptive_prob),
+            ("style_zoom", _floats(style_zoom, 2, "--style-zoom")), ("style_texture_power", style_texture),
+            ("adaptive_prob", adaptive_prob),
             ("deformable_prob", deformable_prob), ("flat_prob", flat_prob), ("adaptive_flat_prob", adaptive_flat_prob),
             ("flat_dir", str(flat) if flat else None), ("data_pack", str(data_pack) if data_pack else None),
             ("seed", seed)) if v is not None}
@@ -773,6 +776,7 @@ def train(
             given["flat_prob"] = 0.1
         machine = {k: v for k, v in (("workers", workers), ("checkpoint_every", checkpoint_every),
                                      ("preview_every", preview_every), ("log_every", log_every), ("amp", amp),
+                                     ("style_cache_dir", str(style_cache_dir) if style_cache_dir else None),
                                      ("compile", compile_)) if v is not None}
         model_kw = {k: v for k, v in (("deform_kernel", deform_kernel), ("dec_blocks", dec_blocks)) if v is not None}
         if resume is not None and model_kw:
