@@ -140,12 +140,11 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
         raise OptionError(f"--batch-size {batch_size}: must be >= 1 (or 0 for automatic)")
     if max_size is not None and max_size < 16:
         raise OptionError(f"--max-size {max_size}: must be at least 16")
-    closers: list[Callable[[], None]] = []  # decoders to end however this returns
     if dest.resolve() == src.resolve():
         raise OutputError(f"{q(dest)}: output would overwrite the input; choose another --out")
     remove_stale_temps(dest)
     info, frames = read_video(src, max_size)
-    closers.append(frames.close)
+    closers: list[Callable[[], None]] = [frames.close]  # decoders to end however this returns
     try:
         return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength,
                                preserve_color=preserve_color, stats=stats, momentum=momentum, batch_size=batch_size,
