@@ -78,6 +78,10 @@ class TrainConfig:
     # scales each VGG tap's style term (relu1_1 .. relu4_1), after the per-layer balance
     style_layer_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     bank_size: int = 256  # every training image is decoded once to this square size
+    # Content crops are replicate-padded by this many pixels before the network and the output
+    # cropped back, as the engine does at inference (its PAD_MARGIN): the losses never see the
+    # network's zero-padded borders, so it cannot lower the style loss by painting frames there.
+    pad: int = 24
     # output pixels per source pixel of content crops (drawn log-evenly): > 1 zooms in, the way a
     # large photo looks to the network at inference
     content_zoom: tuple[float, float] = (0.5, 1.0)

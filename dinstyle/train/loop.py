@@ -110,6 +110,7 @@ class StyleTransferLoss(nn.Module):
         self.model, self.vgg = model, vgg
         self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
         self.layer_weights = tuple(cfg.style_layer_weights)
+        self.pad = cfg.pad
         self.amp = amp
         self.device = device or torch.device("cpu")
 
@@ -121,7 +122,11 @@ class StyleTransferLoss(nn.Module):
             cf = self.vgg(content, taps=("relu4_1",))
         with model_amp:
             maps = style_maps if self.device.type == "cuda" else {t: v.float() for t, v in style_maps.items()}
-            out = self.model(content, self.model.style_params(maps, mode))
+            p = self.pad
+            x = torch.nn.functional.pad(content, (p, p, p, p), mode="replicate") if p else content
+            out = self.model(x, self.model.style_params(maps, mode))
+            if p:
+                out = out[..., p:-p, p:-p]
         with _autocast(self.device, self.amp):
             of = self.vgg(out)
         lc = content_loss(of, cf).mean()
