@@ -39,7 +39,7 @@ TRAIN_SECONDS=$(( $(left) - BENCH ))
 echo "gpu_run: training for ${TRAIN_SECONDS}s on $DEVICE (batch $BATCH, crop $CROP, lr $LR)" >&2
 $PY -m dinstyle train --resume "$OUT_DIR/run" --data-pack "$PACK" --device "$DEVICE" --batch-size "$BATCH" \
   --crop "$CROP" --lr "$LR" --warmup "$WARMUP" --time-budget "$TRAIN_SECONDS" --checkpoint-minutes "${CKPT_MINUTES:-2}" \
-  --preview-every 0 --log-every 25 --checkpoint-every 1000000 --workers 8 ${TRAIN_ARGS:-} \
+  --preview-every 0 --log-every 25 --checkpoint-every 1000000 --workers 8 --style-cache-dir "$WORK/cache" ${TRAIN_ARGS:-} \
   > "$OUT_DIR/train.txt" 2>&1 || echo "gpu_run: training ended with an error (see train.txt)" >&2
 tail -n 3 "$OUT_DIR/train.txt" >&2
 
