@@ -41,11 +41,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     a = ap.parse_args()
 
-    from dinstyle.bench import machine_name
     from dinstyle.engine import Stylizer
+    from dinstyle.frames import stylize_video
     from dinstyle.io.video import read_video
     from dinstyle.metrics import warping_error
-    from dinstyle.video import stylize_video
+    from dinstyle.timing import machine_name
 
     st = Stylizer(weights=a.weights, device=a.device)
     style = st.load_style([a.style])

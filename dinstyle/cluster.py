@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from dinstyle.engine import Style, plan_outputs
+from dinstyle.batch import plan_outputs, run_images
+from dinstyle.events import Event
 from dinstyle.errors import DinstyleError, InputError, OptionError
 from dinstyle.io.images import expand_inputs
+from dinstyle.styles import Style
 
 
 def _ray():
@@ -28,16 +30,17 @@ class _Worker:
         import warnings
 
         from dinstyle.engine import Stylizer
+        from dinstyle.model import DinParams
 
         warnings.simplefilter("ignore")
         self.st = Stylizer(weights=weights, device=device)
-        self.style = Style(params=[{k: v.to(self.st.device) for k, v in p.items()} for p in style_state["params"]],
-                           label=style_state["label"], mode=style_state["mode"])
+        params = DinParams(style_state["mode"], style_state["params"]).to(self.st.device)
+        self.style = Style(params=params, label=style_state["label"])
         self.options = options
 
     def run(self, src: str, dst: str) -> dict:
         try:
-            summary = self.st.run_images([src], self.style, out=dst, **self.options)
+            summary = run_images(self.st, [src], self.style, out=dst, **self.options)
             ev = summary.events[0]
             return {"input": src, "output": dst, "status": ev.status, "seconds": round(ev.seconds, 4),
                     "size": list(ev.size) if ev.size else None, "error": ev.error}
@@ -47,17 +50,24 @@ class _Worker:
 
 def run_cluster(paths: list[str], style: Style, *, out: str | Path | None = None, address: str | None = None,
                 workers: int | None = None, weights: str | None = None, options: dict | None = None,
-                recursive: bool = False, on_record: Callable[[dict], None] | None = None) -> list[dict]:
-    """Stylize files over a Ray cluster; returns one record per input (status done/skipped/failed)."""
+                recursive: bool = False, on_event: Callable[[Event], None] | None = None) -> list[dict]:
+    """Stylize files over a Ray cluster; returns one record per input (status done/skipped/failed),
+    each also sent to ``on_event`` as it arrives (the record as the event's ``record``)."""
     ray = _ray()
     files, problems = expand_inputs(paths, recursive=recursive)
     if not files:
         raise InputError(problems[0] if problems else "no input images given")
     plan = plan_outputs(files, style, out, (options or {}).get("fmt"))
-    records = [{"input": p.split(":")[0], "output": None, "status": "failed", "error": p} for p in problems]
-    for r in records:
-        if on_record:
-            on_record(r)
+    records: list[dict] = []
+
+    def emit(rec: dict) -> None:
+        records.append(rec)
+        if on_event:
+            on_event(Event(rec["status"], len(records) - 1, len(files) + len(problems), rec["input"], rec["output"],
+                           rec.get("seconds") or 0.0, error=rec.get("error"), record=rec))
+
+    for p in problems:
+        emit({"input": p.split(":")[0], "output": None, "status": "failed", "error": p})
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
@@ -73,9 +83,7 @@ def run_cluster(paths: list[str], style: Style, *, out: str | Path | None = None
         pool = ray.util.ActorPool([actor.remote(wdir, device, state, options or {}) for _ in range(n)])
         jobs = [(str(f.resolve()), str(plan[f].resolve())) for f in files]
         for rec in pool.map_unordered(lambda a, job: a.run.remote(*job), jobs):
-            records.append(rec)
-            if on_record:
-                on_record(rec)
+            emit(rec)
     finally:
         if started:
             ray.shutdown()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 FORMAT_VERSION = 1
 
@@ -11,9 +12,49 @@ FORMAT_VERSION = 1
 # these so the four layers weigh about the same.
 VGG_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 VGG_TAP_SCALE = {"relu1_1": 24.0, "relu2_1": 124.0, "relu3_1": 119.0, "relu4_1": 449.0}
-# Defaults of the stylize options, shared by the library call and the CLI.
-STYLIZE_DEFAULTS = {"strength": 1.0, "style_size": 256}
 VGG_TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """Defaults of the stylize options. The library calls take them as keyword defaults; the CLI's
+    options default to "not given", show these, and pass only what was given."""
+
+    strength: float = 1.0  # 0 = none, 1 = full, > 1 exaggerates
+    style_size: int = 256  # long side a style is encoded at: the scale the model was trained at
+    feather: float = 4.0  # soft edge between mask regions, in pixels
+    out: str = "stylized"  # output folder when --out is not given
+    batch_size: int = 1  # same-size images per forward pass
+    video_batch_size: int = 0  # frames per forward pass (0: automatic)
+    stats: str = "sequence"  # video instance-norm statistics: sequence (smoothed over time) or frame
+    momentum: float = 0.9  # of the smoothing over time
+    crf: int = 18  # H.264 quality (0 lossless .. 51 worst)
+    codec: str = "libx264"
+    sheet_cell: int = 256  # long side of a sheet's cells, pixels
+    sheet_max_size: int = 512  # long side the photo of a sheet is stylized at
+    strip_steps: int = 5  # frames of an interpolation strip
+
+
+STYLIZE = StylizeConfig()
+
+
+@dataclass(frozen=True)
+class ToolsConfig:
+    """Defaults of the other commands' options (serve, bench, eval, export onnx, pack-data), shared
+    by their library calls and the CLI in the same way."""
+
+    host: str = "127.0.0.1"  # serve: this machine only
+    port: int = 8000
+    max_megapixels: float = 50.0  # serve: largest upload (the CLI reads up to 600 MP)
+    bench_sizes: tuple[str, ...] = ("512x512", "1080p", "4K")
+    bench_batch: int = 1
+    bench_repeats: int = 5
+    eval_size: int = 512  # long side contents are stylized at
+    data_pack_size: int = 256  # square side a data pack keeps its images at
+    opset: int = 18
+
+
+TOOLS = ToolsConfig()
 
 
 @dataclass
@@ -96,6 +137,7 @@ class TrainConfig:
     deformable_prob: float = 0.0  # share of steps trained in the deformable mode (needs model.deform_kernel)
     flat_dir: str | None = None  # optional flat-colour images mixed into the content stream
     flat_prob: float = 0.0
+    FLAT_PROB_WITH_FLAT: ClassVar[float] = 0.1  # a new run's flat_prob when flat_dir is given and flat_prob is not
     adaptive_flat_prob: float | None = None  # share of flat images in adaptive-mode steps (None: flat_prob)
     seed: int = 0
     workers: int = 2  # threads decoding the images into memory at start-up

@@ -1,7 +1,6 @@
 """Error types. Library code raises these; only the CLI turns them into exit codes."""
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1  # a batch finished but some inputs failed
 EXIT_USAGE = 2  # bad input: nothing (or nothing more) was written
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT)

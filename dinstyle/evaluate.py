@@ -7,6 +7,7 @@ seconds the content path took per image; the stripe figure (2-pixel line/checker
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -17,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dinstyle.events import Event
+from dinstyle.config import STYLIZE, TOOLS
 from dinstyle.engine import Stylizer
 from dinstyle.errors import InputError
-from dinstyle.io.images import fit_size, read_image, resize_rgb
+from dinstyle.io.images import fit_size, list_images, read_image, resize_rgb
 from dinstyle.metrics import flat_output_fraction, ssim, stripe_energy
-from dinstyle.train.data import list_images
-from dinstyle.train.losses import content_loss, style_loss
+from dinstyle.model.losses import content_loss, style_loss
 
 
 def _t(rgb: np.ndarray, device) -> torch.Tensor:
@@ -64,10 +66,27 @@ class EvalResult:
         return {k: clean(v) for k, v in self.__dict__.items()}
 
 
-def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = 512,
-             style_size: int = 256, mode: str = "standard", max_pairs: int | None = None,
-             content_glob: str | None = None, strength: float = 1.0,
-             on_pair: Callable[[int, int], None] | None = None) -> EvalResult:
+def evaluate_modes(st: Stylizer, content_dir: str | Path, style_dir: str | Path, modes: list[str], *,
+                   size: int = TOOLS.eval_size, style_size: int = STYLIZE.style_size,
+                   on_event: Callable[[Event], None] | None = None, **kw) -> list[dict]:
+    """``evaluate`` for each DIN mode on the same pairs: one record per mode (with the weights, the
+    model id and the sizes). Progress events name the mode as their ``input``."""
+    modes = [st.check_mode(m) for m in modes]
+    rows = []
+    for m in modes:
+        res = evaluate(st, content_dir, style_dir, size=size, style_size=style_size, mode=m, **kw,
+                       on_event=None if on_event is None else (lambda ev, m=m: on_event(dataclasses.replace(ev, input=m))))
+        rows.append({"weights": st.info.get("path"), "model_id": st.model_id, "mode": m, "size": size,
+                     "style_size": style_size, **res.to_dict()})
+    return rows
+
+
+def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = TOOLS.eval_size,
+             style_size: int = STYLIZE.style_size, mode: str = "standard", max_pairs: int | None = None,
+             content_glob: str | None = None, strength: float = STYLIZE.strength,
+             on_event: Callable[[Event], None] | None = None) -> EvalResult:
+    """Stylize every (content, style) pair (contents at ``size``, styles encoded at ``style_size``) and
+    score it; "progress" events count the pairs."""
     contents = [read_image(p) for p in list_images(content_dir) if not content_glob or p.match(content_glob)]
     if not contents:
         raise InputError(f"{content_dir}: no content images match {content_glob!r}")
@@ -97,8 +116,8 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
         out = st.stylize([c.rgb], sty, strength=strength)[0]
         secs.append(time.perf_counter() - t0)
         rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg, content_cache[c.path], sfeats))
-        if on_pair:
-            on_pair(i + 1, len(pairs))
+        if on_event:
+            on_event(Event("progress", step=i + 1, steps=len(pairs)))
     allrows = [r for rs in rows.values() for r in rs]
 
     def avg(rs, k):

@@ -14,9 +14,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dinstyle.engine import Style, Stylizer
+from dinstyle.config import TOOLS
+from dinstyle.engine import Stylizer
+from dinstyle.styles import Style
 from dinstyle.errors import DinstyleError, OptionError
 from dinstyle.io.files import atomic_path
+from dinstyle.model import DinParams
 
 
 class _Baked(nn.Module):
@@ -31,7 +34,7 @@ class _Baked(nn.Module):
     def forward(self, image: Tensor) -> Tensor:
         params = [{"weight": getattr(self, f"w{i}").expand(image.shape[0], -1),
                    "bias": getattr(self, f"b{i}").expand(image.shape[0], -1)} for i in range(self.n)]
-        return self.model(image, params).clamp(0, 1)
+        return self.model(image, DinParams("standard", params)).clamp(0, 1)
 
 
 class _Open(nn.Module):
@@ -41,15 +44,20 @@ class _Open(nn.Module):
 
     def forward(self, image: Tensor, *flat: Tensor) -> Tensor:
         params = [{"weight": flat[2 * i], "bias": flat[2 * i + 1]} for i in range(len(flat) // 2)]
-        return self.model(image, params).clamp(0, 1)
+        return self.model(image, DinParams("standard", params)).clamp(0, 1)
 
 
-def export_onnx(st: Stylizer, dest: str | Path, style: Style | None = None, opset: int = 18,
+def export_onnx(st: Stylizer, dest: str | Path, style: Style | None = None, opset: int = TOOLS.opset,
                 check: bool = True) -> dict:
-    """Write the ONNX file and (by default) check it against PyTorch in onnxruntime."""
+    """Write the ONNX file and (by default) check it against PyTorch in onnxruntime (the model runs
+    on the CPU in float32 meanwhile, and is put back after)."""
     if style is not None and style.mode != "standard":
         raise OptionError("ONNX export supports --mode standard")
-    model = st.model.float().cpu().eval()
+    with st.on_device("cpu") as model:
+        return _export(st, model, Path(dest), style, opset, check)
+
+
+def _export(st: Stylizer, model: nn.Module, dest: Path, style: Style | None, opset: int, check: bool) -> dict:
     m = model.multiple
     h, w = 4 * m, 6 * m
     image = torch.rand(1, 3, h, w)
@@ -60,19 +68,17 @@ def export_onnx(st: Stylizer, dest: str | Path, style: Style | None = None, opse
         names = ["image"]
         axes = {"image": dyn, "stylized": dyn}
     else:
-        probe = st._expected_shapes("standard")
+        probe = st.expected_params("standard")
         flat = [torch.rand(1, *p[k].shape[1:]) + 0.5 for p in probe for k in ("weight", "bias")]
         wrapper, args = _Open(model), (image, *flat)
         names = ["image"] + [f"din{i}_{k}" for i in range(len(probe)) for k in ("weight", "bias")]
         axes = {"image": dyn, "stylized": dyn, **{n: {0: "batch"} for n in names[1:]}}
-    dest = Path(dest)
     with atomic_path(dest, suffix=".onnx") as tmp:
         try:
             torch.onnx.export(wrapper, args, str(tmp), input_names=names, output_names=["stylized"],
                               dynamic_axes=axes, opset_version=opset, dynamo=False)
         except Exception as e:  # exporter failures are not the user's input: report them in one line
             raise DinstyleError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
-    st.model.to(st.device)
     result = {"output": str(dest), "inputs": names, "baked_style": style is not None, "bytes": dest.stat().st_size}
     if check:
         result.update(check_parity(dest, wrapper, args))

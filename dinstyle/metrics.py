@@ -121,3 +121,36 @@ def warping_error(inputs: Iterable[np.ndarray], outputs: Iterable[np.ndarray]) -
     return {"pairs": n, "warping_error": float(np.mean(errs)) if n else 0.0,
             "flicker": float(np.mean(flick_out) - np.mean(flick_in)) if n else 0.0,
             "output_luma_change": float(np.mean(flick_out)) if n else 0.0}
+
+
+def video_stability(original, stylized) -> dict[str, float]:
+    """``warping_error`` of a stylized video file against its input; refuses clips that are not a
+    stylized version of it (other pictures, other lengths) or too short to score."""
+    from dinstyle.errors import InputError
+    from dinstyle.io.files import q
+    from dinstyle.io.video import read_video
+
+    info_a, a = read_video(original)
+    info_b, b = read_video(stylized)
+    (wa, ha), (wb, hb) = info_a.size, info_b.size
+    if abs(wa / ha - wb / hb) > 0.03 * wa / ha:  # the same picture, maybe scaled (--max-size) or padded
+        raise InputError(f"{q(stylized)}: {wb}x{hb} frames, {q(original)}: {wa}x{ha}; not a stylized version "
+                         "of it (the pictures differ)")
+    counts = [0, 0]
+
+    def counted(frames, i):
+        for fr in frames:
+            counts[i] += 1
+            yield fr
+
+    ca, cb = counted(a, 0), counted(b, 1)
+    res = warping_error(ca, cb)
+    counts[0] += sum(1 for _ in ca)  # what the shorter clip left unscored
+    counts[1] += sum(1 for _ in cb)
+    if min(counts) < 2:
+        short = original if counts[0] < 2 else stylized
+        raise InputError(f"{q(short)}: {min(counts)} frame(s); scoring needs two videos of two or more frames")
+    if abs(counts[0] - counts[1]) > 1:
+        raise InputError(f"{q(stylized)} has {counts[1]} frames, {q(original)} has {counts[0]}: not a stylized "
+                         "version of it (the lengths differ)")
+    return res

@@ -8,42 +8,40 @@ pack can never carry code.
 from __future__ import annotations
 
 import json
-import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from dinstyle.errors import CheckpointError
 from dinstyle.io.files import atomic_write_bytes, q
-from dinstyle.model.din import MODES
+from dinstyle.model.kinds import KINDS, MODES, DinParams
 
 PACK_EXT = ".dinpack"  # a safetensors file
 PACK_FORMAT = "dinstyle-pack"
 PACK_VERSION = 1
 # A pack is untrusted input: nothing its header declares is allocated before it is checked.
 MAX_LAYERS = 16  # the model has 3 DIN layers
-MAX_MAP_SIDE = 4096  # adaptive maps follow the style's size (62 x 62 at the default --style-size 256)
-_KEY = re.compile(r"din(\d{1,3})\.(weight|bias|offset_scale)")
+_NAMES = sorted({name for kind in KINDS.values() for name in kind.tensors})
+_KEY = re.compile(r"din(\d{1,3})\.(" + "|".join(_NAMES) + ")")
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
-
-Params = list[dict[str, torch.Tensor]]
 
 
 @dataclass
 class StylePack:
-    params: Params  # per DIN layer {"weight", "bias"}, batch dim 1, float32, CPU
+    params: DinParams  # batch dim 1, float32, CPU; their kind is the pack's mode
     model_id: str
-    mode: str
     source: str
     style_size: int
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        return self.params.mode
 
     @property
     def label(self) -> str:
@@ -57,7 +55,7 @@ class StylePack:
                 tensors[f"din{i}.{k}"] = v.detach().float().cpu().contiguous()
         meta = {"format": PACK_FORMAT, "version": str(PACK_VERSION), "model_id": self.model_id, "mode": self.mode,
                 "source": self.source, "style_size": str(self.style_size), "layers": str(len(self.params)),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "extra": json.dumps(self.extra)}
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "extra": "{}"}
         atomic_write_bytes(path, save(tensors, metadata=meta))  # a full disk is an OSError here, not a torn file
         return path
 
@@ -119,7 +117,7 @@ def _layer_shapes(path: Path, meta: dict, shapes: dict[str, tuple[int, ...]]) ->
     return layers
 
 
-def load_pack(path: str | Path, expected: Callable[[str], Params] | None = None) -> StylePack:
+def load_pack(path: str | Path, expected: Callable[[str], DinParams] | None = None) -> StylePack:
     """Read and validate a pack (format, version, mode, layers, shapes, finite values); with
     ``expected`` (mode -> the model's parameter shapes) the shapes are checked against the model
     before any tensor is read. Model id and the rest: ``check_pack``."""
@@ -143,8 +141,7 @@ def load_pack(path: str | Path, expected: Callable[[str], Params] | None = None)
     _check_shapes(layers, mode, want, path)
     try:
         style_size = int(meta.get("style_size", "0"))
-        extra = json.loads(meta.get("extra", "{}"))
-        if not isinstance(extra, dict):
+        if not isinstance(json.loads(meta.get("extra", "{}")), dict):  # reserved; always {} so far
             raise ValueError("extra is not a JSON object")
     except (ValueError, RecursionError) as e:
         raise CheckpointError(f"{q(path)}: incomplete style pack ({str(e)[:80]})") from None
@@ -157,18 +154,17 @@ def load_pack(path: str | Path, expected: Callable[[str], Params] | None = None)
         for k, v in p.items():
             if not torch.isfinite(v).all():
                 raise CheckpointError(f"{q(path)}: layer {i} {k} holds NaN or infinite values")
-    return StylePack(params=params, model_id=meta.get("model_id", "")[:64], mode=mode,
-                     source=meta.get("source", path.name)[:255], style_size=style_size, extra=extra)
+    return StylePack(params=DinParams(mode, params), model_id=meta.get("model_id", "")[:64],
+                     source=meta.get("source", path.name)[:255], style_size=style_size)
 
 
-def _check_shapes(layers: list[dict[str, tuple[int, ...]]], mode: str, expected: Params | None, path) -> None:
-    """Layers' tensor shapes against the model's (``expected``); adaptive maps: any size within limits."""
+def _check_shapes(layers: list[dict[str, tuple[int, ...]]], mode: str, expected: DinParams | None, path) -> None:
+    """Layers' tensor shapes as the kind allows them, then against the model's (``expected``)."""
+    kind = KINDS[mode]
     for i, p in enumerate(layers):
-        if mode == "adaptive":
-            w, b = p.get("weight", ()), p.get("bias", ())
-            if len(w) != 4 or w != b or max(w[2:]) > MAX_MAP_SIDE:
-                raise CheckpointError(f"{q(path)}: layer {i} adaptive maps have shapes {w} and {b} (expected two equal "
-                                      f"(1, C, h, w) maps, h and w from 1 to {MAX_MAP_SIDE})")
+        problem = kind.layer_problem(p)
+        if problem:
+            raise CheckpointError(f"{q(path)}: layer {i} {problem}")
     if expected is None:
         return
     if len(layers) != len(expected):
@@ -177,35 +173,14 @@ def _check_shapes(layers: list[dict[str, tuple[int, ...]]], mode: str, expected:
         if set(p) != set(e):
             raise CheckpointError(f"{q(path)}: layer {i} holds {sorted(p)}, the model expects {sorted(e)}")
         for k in e:
-            got, want = tuple(p[k]), tuple(e[k].shape)
-            if mode == "adaptive":  # the maps' size follows the style image's size
-                got, want = got[:2] + (len(got),), want[:2] + (len(want),)
-            if got != want:
+            if not kind.same_shape(tuple(p[k]), tuple(e[k].shape)):
                 raise CheckpointError(f"{q(path)}: layer {i} {k} has shape {tuple(p[k])}, expected {tuple(e[k].shape)}")
 
 
-def check_pack(pack: StylePack, path: str | Path, model_id: str, expected: Params) -> None:
+def check_pack(pack: StylePack, path: str | Path, model_id: str, expected: DinParams) -> None:
     """Refuse a pack made by another model, or whose tensors do not fit this one."""
     if pack.model_id != model_id:
         raise CheckpointError(f"{q(path)}: style pack was made by model {pack.model_id or '?'}, but the loaded model is "
                               f"{model_id}; run `dinstyle precompute` again with these weights")
     _check_shapes([{k: tuple(v.shape) for k, v in p.items()} for p in pack.params], pack.mode, expected, path)
 
-
-def blend_params(items: list[tuple[Params, float]]) -> Params:
-    """Weighted blend of DIN parameters (weights normalised to sum to 1)."""
-    total = sum(w for _, w in items)
-    if not items or not math.isfinite(total) or total <= 0:
-        raise ValueError("style weights must be positive")
-    out = []
-    for layer in range(len(items[0][0])):
-        first = items[0][0][layer]
-        out.append({k: sum(_fit(p[layer][k], first[k]) * (w / total) for p, w in items) for k in first})
-    return out
-
-
-def _fit(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Spatially-adaptive maps of styles with other aspect ratios are resized to the first one's."""
-    if t.dim() == 4 and t.shape[-2:] != like.shape[-2:]:
-        return F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=False)
-    return t

@@ -1,4 +1,5 @@
-"""What `dinstyle info` reports: model, weights, cost, device, and a style pack's contents."""
+"""What `dinstyle info` reports: model, weights, cost, device, and a style pack's contents (as data;
+the CLI renders it)."""
 from __future__ import annotations
 
 import platform
@@ -9,14 +10,14 @@ import torch
 
 def describe(weights: str | Path | None = None, device: str = "auto", pack: str | Path | None = None) -> dict:
     from dinstyle.engine import Stylizer
-    from dinstyle.model.macs import content_path_macs
+    from dinstyle.model import KINDS
+    from dinstyle.model.vgg import PARAMETERS as VGG19_TO_RELU4_1_PARAMS
 
     st = Stylizer(weights=weights, device=device)
     m = st.model
-    content = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("dins.") or "offset_net" in n)
-    nets = sum(p.numel() for n, p in m.named_parameters() if n.startswith("dins.") and "offset_net" not in n)
-    macs = content_path_macs(m.cpu(), 512, 512)
-    m.to(st.device)
+    counts = st.parameter_counts()
+    content, nets = counts["content_path"], counts["weight_bias_nets"]
+    macs = st.content_macs("standard", 512, 512)
     data = {
         "model": "MobileNet-DIN",
         "model_id": st.model_id,
@@ -24,9 +25,9 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
         "trained": st.trained,
         "training": st.info.get("trained") or None,
         "config": m.cfg.to_dict(),
-        "modes": ["standard", "adaptive"] + (["deformable"] if m.cfg.deform_kernel else []),
+        "modes": [name for name in KINDS if m.missing(name) is None],
         "parameters": {"content_path": content, "weight_bias_nets": nets,
-                       "style_encoder_vgg19": 3_505_728, "total": content + nets + 3_505_728},
+                       "style_encoder_vgg19": VGG19_TO_RELU4_1_PARAMS, "total": content + nets + VGG19_TO_RELU4_1_PARAMS},
         "macs_512": macs,
         "device": str(st.device),
         "dtype": str(st.dtype).replace("torch.", ""),
@@ -40,7 +41,7 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
 
         pk = load_pack(pack)
         try:
-            check_pack(pk, pack, st.model_id, st._expected_shapes(pk.mode))
+            check_pack(pk, pack, st.model_id, st.expected_params(pk.mode))
             compatible, why = True, ""
         except Exception as e:  # report, do not fail
             compatible, why = False, str(e)
@@ -50,33 +51,3 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
                         "values": sum(v.numel() for p in pk.params for v in p.values())}
     return data
 
-
-def render_info(d: dict, console) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(show_header=False, box=None, pad_edge=False)
-    t.add_column(style="bold")
-    t.add_column()
-    state = "[green]trained[/green]" if d["trained"] else "[red]UNTRAINED (outputs are not a real stylization)[/red]"
-    t.add_row("model", f"{d['model']}  id {d['model_id']}  {state}")
-    t.add_row("weights", escape(str(d["weights"])))
-    t.add_row("modes", ", ".join(d["modes"]) + " (and auto for images)")
-    if d.get("training"):
-        tr = d["training"]
-        t.add_row("training", f"{tr.get('steps')} steps, batch {tr.get('batch_size')}, crop {tr.get('crop')}, "
-                              f"device {tr.get('device')}")
-    p = d["parameters"]
-    t.add_row("parameters", f"content path {p['content_path']:,}; weight/bias nets {p['weight_bias_nets']:,}; "
-                            f"style encoder (VGG-19 to relu4_1) {p['style_encoder_vgg19']:,}")
-    m = d["macs_512"]
-    t.add_row("MACs @512x512", f"content path {m['total'] / 1e9:.2f} G (encoder {m['encoder'] / 1e9:.2f}, "
-                               f"DIN {m['din'] / 1e9:.3f}, decoder {m['decoder'] / 1e9:.2f})")
-    t.add_row("device", f"{d['device']} ({d['dtype']}), torch {d['torch']}, {d['threads']} threads"
-              + (f", {d['cuda']}" if d.get("cuda") else ""))
-    if "pack" in d:
-        pk = {k: escape(repr(v)[1:-1]) if isinstance(v, str) else v for k, v in d["pack"].items()}  # untrusted text
-        ok = "[green]compatible[/green]" if pk["compatible"] else f"[red]incompatible[/red]: {pk['problem']}"
-        t.add_row("pack", f"{pk['path']}: from {pk['source']}, mode {pk['mode']}, encoded at {pk['style_size']} px, "
-                          f"model {pk['model_id']}, {pk['values']} values in {len(pk['layers'])} layers; {ok}")
-    console.print(t)

@@ -7,8 +7,8 @@ import sys
 import torch
 
 from dinstyle.errors import OptionError
+from dinstyle.io import memory
 
-DEVICES = ("auto", "cpu", "cuda")
 DTYPES = {"auto": None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _tuned = False
 
@@ -51,3 +51,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     if device.type == "cpu" and name == "fp16":
         raise OptionError("--dtype fp16 is for GPUs; on the CPU use fp32 or bf16")
     return DTYPES[name]
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """CUDA out of memory, a MemoryError, or the RuntimeError torch raises when a CPU allocation fails."""
+    return isinstance(e, torch.OutOfMemoryError) or memory.is_out_of_memory(e)

@@ -5,12 +5,18 @@ from pathlib import Path
 
 import numpy as np
 
+from collections.abc import Callable
+
 from dinstyle import builtin_styles
-from dinstyle.engine import Style, Stylizer
+from dinstyle.events import Event
+from dinstyle.config import STYLIZE
+from dinstyle.engine import Stylizer
+from dinstyle.styles import Style
 from dinstyle.errors import InputError, OptionError
+from dinstyle.io.grid import compose_grid
 from dinstyle.io.images import IMAGE_EXTS, fit_size, read_image, resize_rgb
-from dinstyle.io.sheets import compose_grid
-from dinstyle.packs import PACK_EXT, blend_params
+from dinstyle.packs import PACK_EXT
+from dinstyle.styles import blend
 
 
 def collect_styles(items: list[str]) -> list[Path | str]:
@@ -32,34 +38,34 @@ def collect_styles(items: list[str]) -> list[Path | str]:
     return out
 
 
-def _photo(st: Stylizer, photo: str | Path, max_size: int) -> np.ndarray:
+def _photo(photo: str | Path, max_size: int) -> np.ndarray:
     rgb = read_image(photo).rgb
     return resize_rgb(rgb, fit_size(rgb.shape[1], rgb.shape[0], max_size))
 
 
-def make_sheet(st: Stylizer, photo: str | Path, styles: list[str], *, cell: int = 256, cols: int | None = None,
-               max_size: int = 512, style_size: int = 256, mode: str | None = None, strength: float = 1.0,
-               on_style=None) -> np.ndarray:
+def make_sheet(st: Stylizer, photo: str | Path, styles: list[str], *, cell: int = STYLIZE.sheet_cell,
+               cols: int | None = None, max_size: int = STYLIZE.sheet_max_size, style_size: int = STYLIZE.style_size,
+               mode: str | None = None, strength: float = STYLIZE.strength) -> np.ndarray:
     """The photo, then the photo in every style, as a labelled grid."""
-    rgb = _photo(st, photo, max_size)
+    rgb = _photo(photo, max_size)
     cells = [(rgb, "original")]
     for path in collect_styles(styles):
         sty = st.load_style([path], mode=mode, style_size=style_size)
         cells.append((st.stylize([rgb], sty, strength=strength)[0], sty.label))
-        if on_style:
-            on_style(path)
     return compose_grid(cells, cols=cols, cell=cell)
 
 
-def make_builtin_sheet(st: Stylizer, photo: str | Path, *, cell: int = 256, max_size: int = 512,
-                       mode: str = "standard", on_style=None) -> np.ndarray:
-    """The photo, then the photo in every built-in style (by name, whatever files lie around)."""
-    rgb = _photo(st, photo, max_size)
+def make_builtin_sheet(st: Stylizer, photo: str | Path, *, cell: int = STYLIZE.sheet_cell,
+                       max_size: int = STYLIZE.sheet_max_size, mode: str = "standard",
+                       on_event: Callable[[Event], None] | None = None) -> np.ndarray:
+    """The photo, then the photo in every built-in style (by name, whatever files lie around);
+    a "progress" event after each style."""
+    rgb = _photo(photo, max_size)
     cells = [(rgb, "original")]
-    for name in builtin_styles.STYLES:
+    for i, name in enumerate(builtin_styles.STYLES, 1):
         cells.append((st.stylize([rgb], st.builtin_style(name, mode))[0], name))
-        if on_style:
-            on_style(name)
+        if on_event:
+            on_event(Event("progress", input=name, step=i, steps=len(builtin_styles.STYLES)))
     return compose_grid(cells, cell=cell)
 
 
@@ -72,18 +78,19 @@ def interpolate(a: Style, b: Style, t: float) -> Style:
     elif t >= 1.0:
         params = b.params
     else:
-        params = blend_params([(a.params, 1.0 - t), (b.params, t)])
-    return Style(params=params, label=f"{a.label}->{b.label} {t:.2f}", mode=a.mode, sources=a.sources + b.sources)
+        params = blend([(a.params, 1.0 - t), (b.params, t)])
+    return Style(params=params, label=f"{a.label}->{b.label} {t:.2f}")
 
 
-def make_strip(st: Stylizer, photo: str | Path, styles: list[str], *, steps: int = 5, cell: int = 256,
-               max_size: int = 512, style_size: int = 256, mode: str | None = None) -> list[tuple[np.ndarray, str]]:
+def make_strip(st: Stylizer, photo: str | Path, styles: list[str], *, steps: int = STYLIZE.strip_steps,
+               max_size: int = STYLIZE.sheet_max_size, style_size: int = STYLIZE.style_size,
+               mode: str | None = None) -> list[tuple[np.ndarray, str]]:
     """One style: strength 0 -> 1 in ``steps``; two styles: style A -> style B. Returns labelled frames."""
     if steps < 2:
         raise OptionError(f"--steps {steps}: must be at least 2")
     if not 1 <= len(styles) <= 2:
         raise OptionError("a strip takes one style (content -> style) or two (style A -> style B)")
-    rgb = _photo(st, photo, max_size)
+    rgb = _photo(photo, max_size)
     ts = [i / (steps - 1) for i in range(steps)]
     loaded = [st.load_style([s], mode=mode, style_size=style_size) for s in styles]
     if len(loaded) == 1:

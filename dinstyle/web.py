@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -28,7 +29,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from dinstyle import builtin_styles
-from dinstyle.engine import Style, Stylizer
+from dinstyle.config import TOOLS
+from dinstyle.engine import Stylizer
+from dinstyle.styles import Style
 from dinstyle.errors import DinstyleError, InputError, OptionError
 from dinstyle.io.images import LoadedImage, fit_size, resize_rgb
 from dinstyle.io.stream import encode_image, read_image_bytes
@@ -36,9 +39,9 @@ from dinstyle.io.stream import encode_image, read_image_bytes
 PAGE = Path(__file__).resolve().parent / "data" / "web" / "index.html"
 SIZES = {"thumb": 256, "preview": 768, "full": None}  # long side of each kind of render
 MAX_UPLOAD_BYTES = 64 * 2**20
-MAX_PIXELS = 50_000_000  # per upload; the CLI allows 600 MP, a page answering in seconds does not
+MAX_PIXELS = int(TOOLS.max_megapixels * 1e6)  # per upload; the CLI allows 600 MP, a page answering in seconds does not
 KEEP = 8  # uploads of each kind kept in memory (least recently used dropped)
-MODES = ("standard", "adaptive")
+MODES = ("standard", "adaptive")  # the page's toggle (of the DIN kinds, the two made for every style)
 
 
 class HTTPProblem(Exception):
@@ -68,7 +71,7 @@ class StyleServer:
                 store, entry = self.photos, {"name": name, "sizes": {"full": img}}
             else:  # encoded now: a painting too small to be a style is refused here
                 try:
-                    style = Style(self.st.encode_style(img.rgb), label=Path(name).stem, mode="standard")
+                    style = Style(self.st.encode_style(img.rgb), label=Path(name).stem)
                 except InputError as e:
                     raise InputError(f"{name}: {e}") from None
                 store, entry = self.paintings, {"name": name, "rgb": img.rgb, "styles": {"standard": style}}
@@ -99,7 +102,7 @@ class StyleServer:
             entry = self._get(self.paintings, name, "painting")
             if mode not in entry["styles"]:
                 params = self.st.encode_style(entry["rgb"], mode)
-                entry["styles"][mode] = Style(params=params, label=Path(entry["name"]).stem, mode=mode)
+                entry["styles"][mode] = Style(params=params, label=Path(entry["name"]).stem)
             return entry["styles"][mode]
         if name not in builtin_styles.STYLES:
             raise HTTPProblem(404, f"style {name!r}: neither a built-in style nor an uploaded painting")
@@ -199,3 +202,24 @@ def create_app(st: Stylizer, **kw) -> Starlette:
         Route("/api/painting", upload("painting"), methods=["POST"]),
         Route("/api/render", render),
     ])
+
+
+def serve(make_stylizer: Callable[[], Stylizer], *, host: str = TOOLS.host, port: int = TOOLS.port,
+          max_megapixels: float = TOOLS.max_megapixels, on_listening: Callable[[str], None] | None = None) -> None:
+    """Listen on ``host``:``port`` (0: a free port) and serve the page until interrupted; the model
+    (``make_stylizer()``) is loaded once the address is taken. ``on_listening`` gets the page's URL."""
+    import socket
+
+    import uvicorn
+
+    if not 0 <= port <= 65535 or max_megapixels <= 0:
+        raise OptionError("--port must be 0..65535 and --max-megapixels > 0")
+    try:
+        sock = socket.create_server((host, port))
+    except OSError as e:
+        raise OptionError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    app = create_app(make_stylizer(), max_pixels=int(max_megapixels * 1e6))
+    shown = f"[{host}]" if ":" in host else host
+    if on_listening:
+        on_listening(f"http://{shown}:{sock.getsockname()[1]}/")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])

@@ -54,13 +54,15 @@ def test_cache_is_keyed_by_model_id(tiny_weights, tmp_path, cache, monkeypatch):
     import shutil
 
     calls = []
-    real = Stylizer.encode_style
+    from dinstyle.styles import StylePath
+
+    real = StylePath.encode
 
     def counting(self, *a, **kw):
         calls.append(self.model_id)
         return real(self, *a, **kw)
 
-    monkeypatch.setattr(Stylizer, "encode_style", counting)
+    monkeypatch.setattr(StylePath, "encode", counting)
     a = Stylizer(weights=tiny_weights, device="cpu")
     first = a.load_style(["the-scream"]).params
     assert len(calls) == 1

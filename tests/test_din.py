@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dinstyle.model.din import DynamicInstanceNorm, ParamNet, calc_mean_std, din_affine, din_conv, mirror_tile
+from dinstyle.model.din import ParamNet, calc_mean_std, din_affine, din_conv, mirror_tile
+from dinstyle.model.kinds import DynamicInstanceNorm
 
 
 def test_mean_std_matches_var_mean():
@@ -54,7 +55,7 @@ def test_din_layer_modes_shapes(k):
     x = torch.randn(2, 8, 15, 21)
     for mode in ("standard", "adaptive"):
         p = layer.predict(style, mode)
-        assert layer(x, p).shape == x.shape
+        assert layer(x, p, mode).shape == x.shape
     with pytest.raises(ValueError):
         layer.predict(style, "nope")
 
@@ -66,8 +67,8 @@ def test_adaptive_mode_is_not_flat_on_constant_input():
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 20), torch.linspace(0, 1, 20), indexing="ij")
     style = torch.stack([torch.sin(xx * 40), torch.cos(yy * 30)] * 8)[None]  # a textured style
     x = torch.full((1, 8, 24, 24), 0.7)  # a constant-colour region
-    std_standard = layer(x, layer.predict(style, "standard")).std(dim=(2, 3))
-    std_adaptive = layer(x, layer.predict(style, "adaptive")).std(dim=(2, 3))
+    std_standard = layer(x, layer.predict(style, "standard"), "standard").std(dim=(2, 3))
+    std_adaptive = layer(x, layer.predict(style, "adaptive"), "adaptive").std(dim=(2, 3))
     assert std_standard.max() < 1e-5  # standard DIN leaves a flat patch
     assert std_adaptive.mean() > 1e-2  # spatially-adaptive DIN does not
 

@@ -474,16 +474,17 @@ def test_image_too_large_to_stylize_here_is_refused(tmp_path, images, tiny_weigh
 
 
 def test_memory_error_anywhere_is_one_line(tmp_path, images, tiny_weights, monkeypatch):
-    from dinstyle.engine import Stylizer
+    from dinstyle.runner import ContentRunner
+    from dinstyle.styles import StylePath
 
     def boom(self, *a, **kw):
         raise MemoryError()
 
-    monkeypatch.setattr(Stylizer, "load_style", boom)
+    monkeypatch.setattr(StylePath, "load", boom)
     r = run("image", images("c.png"), "-s", images("s.png", (32, 32)), "-w", tiny_weights, "-o", tmp_path / "o.png")
     assert r.exit_code == 2 and r.stderr.startswith("error: out of memory") and "Traceback" not in r.output
     monkeypatch.undo()
-    monkeypatch.setattr(Stylizer, "stylize", boom)
+    monkeypatch.setattr(ContentRunner, "stylize", boom)
     r = run("image", images("c.png"), "-s", images("s.png", (32, 32)), "-w", tiny_weights, "-o", tmp_path / "o.png",
             "--style-size", "32")
     assert r.exit_code == 2 and "out of memory on cpu" in r.stderr and "Traceback" not in r.output

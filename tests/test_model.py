@@ -4,7 +4,7 @@ import torch
 from dinstyle.checkpoint import load_model, save_weights
 from dinstyle.config import ModelConfig
 from dinstyle.errors import CheckpointError
-from dinstyle.model import DinStyleNet
+from dinstyle.model import DinParams, DinStyleNet
 from dinstyle.model.macs import content_path_macs
 
 TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
@@ -90,7 +90,7 @@ def test_deformable_mode_trains_and_starts_as_kxk():
     y.mean().backward()
     assert all(torch.isfinite(d.offset_net.weight.grad).all() for d in m.dins)
     with torch.no_grad():  # offsets start at zero: the same as the plain k x k kernel
-        plain = [{"weight": q["weight"], "bias": q["bias"]} for q in p]
+        plain = DinParams("standard", [{"weight": q["weight"], "bias": q["bias"]} for q in p])  # a 3x3 kernel
         assert torch.allclose(m(x, p), m(x, plain), atol=1e-5)
 
 
@@ -131,7 +131,7 @@ def test_bilinear_head_prints_no_two_pixel_pattern_where_a_shuffle_head_does():
     figures = {}
     for head in ("bilinear", "shuffle"):
         model = _randomised(dataclasses.replace(cfg, head=head))
-        params = [{"weight": torch.ones(1, c), "bias": torch.zeros(1, c)} for c in cfg.widths]
+        params = DinParams("standard", [{"weight": torch.ones(1, c), "bias": torch.zeros(1, c)} for c in cfg.widths])
         with torch.no_grad():
             out = model(x, params)
         # compare the pattern's energy with the output's own level of detail (scale-free)
@@ -158,7 +158,7 @@ def test_a_shuffle_head_converts_to_a_bilinear_head_that_starts_from_its_output(
     new.load_state_dict(state)
     assert all(k.startswith(("decoder.head.refine", "decoder.res1", "decoder.res2")) for k in fresh)
     x = torch.rand(1, 3, 32, 32)
-    params = [{"weight": torch.ones(1, c), "bias": torch.zeros(1, c)} for c in old.cfg.widths]
+    params = DinParams("standard", [{"weight": torch.ones(1, c), "bias": torch.zeros(1, c)} for c in old.cfg.widths])
     with torch.no_grad():
         a, b = old(x, params), new(x, params)
     # the new model starts as the old output averaged over 2x2 blocks, up-sampled bilinearly

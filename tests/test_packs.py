@@ -24,9 +24,9 @@ def test_pack_round_trip_equals_image(st, images, tmp_path):
     path = pack.save(tmp_path / "style.dinpack")
     a = st.stylize([_content()], st.load_style([style_img], style_size=64))[0]
     from_pack = st.load_style([path])
-    st._vgg = None  # a pack must not need the style encoder
+    st.style_path._vgg = None  # a pack must not need the style encoder
     b = st.stylize([_content()], from_pack)[0]
-    assert st._vgg is None
+    assert not st.style_path.vgg_loaded
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert from_pack.label == "style"
 

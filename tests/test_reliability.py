@@ -61,7 +61,9 @@ def test_property_any_image_any_options(tmp_path_factory, tiny_weights, w, h, mo
     im.save(src)
     st = _stylizer(tiny_weights)
     style = _style(st, tmp_path_factory)
-    summary = st.run_images([str(src)], style, out=d / "out", strength=strength, batch_size=batch, fmt=fmt)
+    from dinstyle.batch import run_images
+
+    summary = run_images(st, [str(src)], style, out=d / "out", strength=strength, batch_size=batch, fmt=fmt)
     assert summary.failed == 0 and summary.done == 1
     out = Image.open(summary.events[0].output)
     assert out.size == (w, h)

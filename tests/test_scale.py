@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from dinstyle.cli import app
 from dinstyle.engine import Stylizer
+from dinstyle.runner import ContentRunner
 from dinstyle.errors import DinstyleError
 
 runner = CliRunner()
@@ -44,7 +45,7 @@ def test_out_of_memory_falls_back_to_smaller_batches_then_tiles(st, images, monk
     style = st.load_style([images("s.png", (48, 48))], style_size=48)
     imgs = [np.full((64, 64, 3), i * 40, np.uint8) for i in range(4)]
     expected = st.stylize(imgs, style)
-    real = Stylizer.stylize
+    real = ContentRunner.stylize
     calls = []
 
     def flaky(self, images, style, tile=None, **kw):
@@ -53,7 +54,7 @@ def test_out_of_memory_falls_back_to_smaller_batches_then_tiles(st, images, monk
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(self, images, style, tile=tile, **kw)
 
-    monkeypatch.setattr(Stylizer, "stylize", flaky)
+    monkeypatch.setattr(ContentRunner, "stylize", flaky)
     out = st.stylize_resilient(imgs, style)
     assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(out, expected))
     big = np.zeros((256, 256, 3), np.uint8)
@@ -63,6 +64,6 @@ def test_out_of_memory_falls_back_to_smaller_batches_then_tiles(st, images, monk
     def always(self, images, style, tile=None, **kw):
         raise torch.OutOfMemoryError("simulated")
 
-    monkeypatch.setattr(Stylizer, "stylize", always)
+    monkeypatch.setattr(ContentRunner, "stylize", always)
     with pytest.raises(DinstyleError, match="out of memory"):
         st.stylize_resilient([big], style)

@@ -37,9 +37,9 @@ def test_tile_option_validation(st):
     from dinstyle.errors import OptionError
 
     with pytest.raises(OptionError):
-        st.tile_size_for(10, 10, -1)
-    assert st.tile_size_for(100, 100, None) == 0
-    assert st.tile_size_for(5000, 5000, None) > 0
+        st.runner.tile_size_for(10, 10, -1)
+    assert st.runner.tile_size_for(100, 100, None) == 0
+    assert st.runner.tile_size_for(5000, 5000, None) > 0
 
 
 def test_large_image_peak_memory_is_bounded(tmp_path, tiny_weights, images):

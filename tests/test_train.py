@@ -138,7 +138,7 @@ def test_eval_cli_json(tmp_path, images, tiny_weights):
 
 
 def test_two_process_ddp_training_on_cpu(tmp_path, data):
-    """torchrun --nproc-per-node 2 -m dinstyle.train (gloo): rank 0 writes one checkpoint and log."""
+    """torchrun --nproc-per-node 2 -m dinstyle train (gloo): rank 0 writes one checkpoint and log."""
     import os
     import subprocess
     import sys
@@ -147,7 +147,7 @@ def test_two_process_ddp_training_on_cpu(tmp_path, data):
     c, s = data
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
-                        "-m", "dinstyle.train", "--content", str(c), "--style", str(s), "--out", str(tmp_path / "ddp"),
+                        "-m", "dinstyle", "train", "--content", str(c), "--style", str(s), "--out", str(tmp_path / "ddp"),
                         "--steps", "2", "--batch-size", "2", "--crop", "32", "--workers", "0", "--device", "cpu",
                         "--preview-every", "0"], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -155,6 +155,18 @@ def test_two_process_ddp_training_on_cpu(tmp_path, data):
     assert state["step"] == 2
     log = [json.loads(x) for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2]  # rank 0 alone logs (every 10 steps and at the end)
+
+
+def test_python_m_dinstyle_train_is_the_train_command():
+    """The old entry `python -m dinstyle.train` runs `python -m dinstyle train` (without importing the CLI)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    p = subprocess.run([sys.executable, "-m", "dinstyle.train", "--help"], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and "Train MobileNet-DIN" in p.stdout, p.stderr
 
 
 def test_flat_output_fraction_ranks_flat_outputs():

@@ -93,7 +93,7 @@ def test_odd_rate_and_odd_size_no_audio(tmp_path, style, tiny_weights):
 def test_streaming_memory_is_bounded(tmp_path, style, tiny_weights, monkeypatch):
     """Frames in flight never exceed the queue bounds, however long the video."""
     import dinstyle.io.video as iov
-    import dinstyle.video as vid
+    import dinstyle.frames as vid
     from dinstyle.engine import Stylizer
 
     src = make_clip(tmp_path / "long.mp4", n=2, size=(32, 32))

@@ -143,6 +143,17 @@ def fit_size(w: int, h: int, max_side: int | None) -> tuple[int, int]:
     return max(1, round(w * s)), max(1, round(h * s))
 
 
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image file under ``folder`` (sub-folders too), sorted; InputError if there is none."""
+    p = Path(folder)
+    if not p.is_dir():
+        raise InputError(f"{p}: not a folder of images")
+    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise InputError(f"{p}: no images found")
+    return files
+
+
 def expand_inputs(items: list[str], recursive: bool = False) -> tuple[list[Path], list[str]]:
     """Files, folders and glob patterns -> (image files in order, problems for missing items)."""
     files: list[Path] = []

@@ -35,8 +35,6 @@ class VideoInfo:
     fps: Fraction
     duration: float
     audio_codec: str | None
-    codec: str | None
-    rotate: int
 
     @property
     def frames_estimate(self) -> int:
@@ -113,8 +111,7 @@ def read_video(path: str | Path, max_size: int | None = None) -> tuple[VideoInfo
         raise InputError(f"{q(path)}: {size[0]}x{size[1]} frames are too large (use --max-size)")
     fps = exact_fps(avg) if rate else exact_fps(float(meta.get("fps") or 0))
     info = VideoInfo(path=path, size=size, fps=fps,
-                     duration=float(meta.get("duration") or 0), audio_codec=meta.get("audio_codec"),
-                     codec=meta.get("codec"), rotate=int(meta.get("rotate") or 0))
+                     duration=float(meta.get("duration") or 0), audio_codec=meta.get("audio_codec"))
     if info.fps <= 0:
         gen.close()
         raise InputError(f"{q(path)}: frame rate unknown; not a playable video")

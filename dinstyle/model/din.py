@@ -3,8 +3,8 @@ are predicted from the style.
 
     DIN(x; s) = conv(IN(x), weight=W(E_s(s)), bias=B(E_s(s)))
 
-The maths lives in small pure functions (tested directly); ``DynamicInstanceNorm`` holds the
-weight and bias nets of one layer and dispatches on the kernel kind ("mode").
+The maths lives here as small pure functions (tested directly); the DIN layer and its kinds
+(standard, adaptive, deformable), which decide which of them runs, are in ``kinds.py``.
 """
 from __future__ import annotations
 
@@ -152,63 +152,3 @@ def texture_map(h: Tensor, window: int, mean: Tensor | None = None) -> Tensor:
     local = F.avg_pool2d(F.pad(h, (r, r, r, r), mode="replicate"), window, stride=1)
     detail = h - local
     return mean + detail - detail.mean((2, 3), keepdim=True)
-
-
-# Run-time modes; "deformable" needs a model built with deform_kernel > 0.
-MODES = ("standard", "adaptive", "deformable")
-
-
-class DynamicInstanceNorm(nn.Module):
-    """One DIN layer: predicts its parameters from a style feature map and applies them."""
-
-    def __init__(self, channels: int, style_channels: int, hidden: int, kernel_size: int = 1,
-                 adaptive_window: int = 9, eps: float = 1e-5, deform_kernel: int = 0):
-        super().__init__()
-        self.deform_kernel = deform_kernel
-        if deform_kernel:
-            # offsets come from the content features; zero-initialised, so training starts at k x k DIN
-            self.offset_net = nn.Conv2d(channels, 2 * deform_kernel**2, 3, padding=1)
-            nn.init.zeros_(self.offset_net.weight)
-            nn.init.zeros_(self.offset_net.bias)
-        self.channels = channels
-        self.kernel_size = kernel_size
-        self.adaptive_window = adaptive_window
-        self.eps = eps
-        self.weight_net = ParamNet(style_channels, hidden, channels, init_bias=1.0 / kernel_size**2)
-        self.bias_net = ParamNet(style_channels, hidden, channels, init_bias=0.0)
-
-    def predict(self, style_feat: Tensor, mode: str = "standard") -> dict[str, Tensor]:
-        """Style feature map (N, Cs, h, w) -> {"weight", "bias"} for ``mode``."""
-        if mode == "standard":
-            k = self.kernel_size
-            weight = self.weight_net(style_feat, k)  # (N, C, k, k)
-            bias = self.bias_net(style_feat, 1).flatten(1)  # (N, C)
-            if k == 1:
-                weight = weight.flatten(1)  # (N, C)
-            return {"weight": weight, "bias": bias}
-        if mode == "adaptive":
-            win = self.adaptive_window
-            return {"weight": texture_map(self.weight_net(style_feat, None), win, self.weight_net(style_feat, 1)),
-                    "bias": texture_map(self.bias_net(style_feat, None), win, self.bias_net(style_feat, 1))}
-        if mode == "deformable":
-            k = self.deform_kernel
-            if not k:
-                raise ValueError("this model has no deformable DIN layers (train one with deform_kernel > 0)")
-            # the k x k pooled grid of the weight net, shared out over the taps
-            weight = self.weight_net(style_feat, k) * (self.kernel_size**2 / k**2)
-            return {"weight": weight, "bias": self.bias_net(style_feat, 1).flatten(1),
-                    "offset_scale": torch.ones(style_feat.shape[0], 1, device=style_feat.device)}
-        raise ValueError(f"unknown DIN mode {mode!r}; choose from {', '.join(MODES)}")
-
-    def forward(self, x: Tensor, params: dict[str, Tensor], stats: Stats | None = None,
-                origin: tuple[int, int] = (0, 0)) -> Tensor:
-        """Apply predicted parameters. The kind follows from them: an "offset_scale" entry ->
-        deformable; weight (N, C) -> 1x1; weight (N, C, k, k) with bias (N, C) -> k x k;
-        both (N, C, h, w) -> spatially adaptive (maps tiled from ``origin``, in x's positions)."""
-        weight, bias = params["weight"], params["bias"]
-        if "offset_scale" in params:  # deformable
-            offsets = self.offset_net(x) * params["offset_scale"][:, :, None, None].to(x.dtype)
-            return din_deformable(x, weight, bias, offsets, self.eps, stats)
-        if weight.dim() == 4 and bias.dim() == 2:
-            return din_conv(x, weight, bias, self.eps, stats)
-        return din_affine(x, weight, bias, self.eps, stats, origin)

@@ -1,7 +1,8 @@
 """Count multiply-accumulates of the content path with torch's FlopCounterMode.
 
-FlopCounterMode counts convolutions (2 FLOPs per MAC). The fused DIN affine is an elementwise
-multiply-add per element and is added analytically (1 MAC per element of each DIN input).
+FlopCounterMode counts convolutions (2 FLOPs per MAC). The DIN kinds' elementwise work (the fused
+affine, bilinear sampling) is added analytically: each kind says how many MACs per element of a DIN
+input it takes (``DinKind.macs_per_element``).
 """
 from __future__ import annotations
 
@@ -16,24 +17,15 @@ def content_path_macs(model: DinStyleNet, height: int = 512, width: int = 512, m
     """MACs of encoder / DIN apply / decoder for one (height x width) image."""
     device = next(model.parameters()).device
     x = torch.zeros(1, 3, height, width, device=device)
-    params = [din.predict(torch.zeros(1, din.weight_net.conv1.in_channels, 8, 8, device=device), mode)
-              for din in model.dins]
+    params = model.probe_params(mode, size=8)
     counts = {}
     with FlopCounterMode(display=False) as fc:
         feats = model.encoder(x)
     counts["encoder"] = fc.get_total_flops() // 2
     with FlopCounterMode(display=False) as fc:
         d = model.apply_din(feats, params)
-    # the fused affine: one multiply-add per element; adaptive: subtract the mean, then a
-    # multiply-add with the mirror-tiled maps (tiling is a gather, no arithmetic); deformable: per
-    # kernel tap one multiply-add plus 4 for the bilinear sample (grid_sample is not counted by
-    # FlopCounterMode)
-    if "offset_scale" in params[0]:
-        per_element = 5 * model.cfg.deform_kernel**2
-    elif params[0]["bias"].dim() == 4:
-        per_element = 2
-    else:
-        per_element = 1
+    # the elementwise work FlopCounterMode does not see (the fused affine, grid_sample): the kind's figure
+    per_element = params.kind.macs_per_element(model.dins[0])
     counts["din"] = fc.get_total_flops() // 2 + sum(f.numel() for f in feats) * per_element
     with FlopCounterMode(display=False) as fc:
         model.decoder(d)

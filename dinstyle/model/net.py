@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dinstyle.config import VGG_TAP_CHANNELS, VGG_TAP_SCALE, ModelConfig
-from dinstyle.model.din import DynamicInstanceNorm, Stats, calc_mean_std
-
-Params = list[dict[str, Tensor]]  # one {"weight", "bias"} per DIN layer, full-res first
+from dinstyle.model.din import Stats, calc_mean_std
+from dinstyle.model.kinds import DinKind, DinParams, DynamicInstanceNorm, kind_of
 
 
 class DepthwiseSeparable(nn.Module):
@@ -199,19 +198,37 @@ class DinStyleNet(nn.Module):
         )
         self.decoder = Decoder(cfg)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Parameters of the content path (encoder, decoder, deformable offsets) and of the weight/bias nets."""
+        nets = sum(p.numel() for n, p in self.named_parameters() if n.startswith("dins.") and "offset_net" not in n)
+        return {"content_path": sum(p.numel() for p in self.parameters()) - nets, "weight_bias_nets": nets}
+
     @property
     def multiple(self) -> int:
         """Input sides must be multiples of this (the engine pads and crops back)."""
         return 4 * self.cfg.unshuffle
 
     # -- style path -------------------------------------------------------------------------
-    def style_params(self, vgg_feats: dict[str, Tensor], mode: str = "standard") -> Params:
+    def style_params(self, vgg_feats: dict[str, Tensor], mode: str | DinKind = "standard") -> DinParams:
         # The unnormalised VGG's taps differ ~20x in scale: bring each to about unit mean first.
-        return [din.predict(vgg_feats[tap].float() / VGG_TAP_SCALE[tap], mode)
-                for din, tap in zip(self.dins, self.cfg.style_taps)]
+        kind = kind_of(mode)
+        return DinParams(kind, tuple(kind.predict(din, vgg_feats[tap].float() / VGG_TAP_SCALE[tap])
+                                     for din, tap in zip(self.dins, self.cfg.style_taps)))
+
+    def missing(self, mode: str | DinKind) -> str | None:
+        """Why these weights cannot run ``mode`` (e.g. no deformable layers), or None."""
+        return kind_of(mode).missing(self.dins[0])
+
+    def probe_params(self, mode: str | DinKind = "standard", size: int = 4) -> DinParams:
+        """Parameters predicted from all-zero style maps of ``size`` x ``size``: their names and shapes
+        are those of every style of this kind (adaptive maps: but for their height and width)."""
+        device = next(self.parameters()).device
+        kind = kind_of(mode)
+        return DinParams(kind, tuple(kind.predict(din, torch.zeros(1, din.style_channels, size, size, device=device))
+                                     for din in self.dins))
 
     # -- content path -----------------------------------------------------------------------
-    def forward(self, content: Tensor, params: Params, strength: float = 1.0,
+    def forward(self, content: Tensor, params: DinParams, strength: float = 1.0,
                 stats: list[Stats] | None = None,
                 stats_hook: Callable[[list[Stats]], list[Stats]] | None = None,
                 origin: tuple[int, int] = (0, 0)) -> Tensor:
@@ -230,16 +247,16 @@ class DinStyleNet(nn.Module):
         del feats  # the decoder frees each level's map once used
         return self.decoder(d)
 
-    def apply_din(self, feats: list[Tensor], params: Params, strength: float = 1.0,
+    def apply_din(self, feats: list[Tensor], params: DinParams, strength: float = 1.0,
                   stats: list[Stats] | None = None, origin: tuple[int, int] = (0, 0)) -> list[Tensor]:
         out = []
-        for i, (din, f, p) in enumerate(zip(self.dins, feats, params)):
+        for i, (din, f, p) in enumerate(zip(self.dins, feats, params.layers)):
             s = self.cfg.unshuffle * 2**i  # this level's stride in input pixels
-            d = din(f, p, None if stats is None else stats[i], (origin[0] // s, origin[1] // s))
+            d = din(f, p, params.kind, None if stats is None else stats[i], (origin[0] // s, origin[1] // s))
             out.append(d if strength == 1.0 else torch.lerp(f, d, strength))
         return out
 
-    def forward_regions(self, content: Tensor, region_params: list[Params | None], weights: Tensor,
+    def forward_regions(self, content: Tensor, region_params: list[DinParams | None], weights: Tensor,
                         strength: float = 1.0, stats_hook: Callable[[list[Stats]], list[Stats]] | None = None) -> Tensor:
         """Several styles in one image, blended inside the network.
 
@@ -254,7 +271,7 @@ class DinStyleNet(nn.Module):
             m = F.interpolate(weights.to(f.dtype), size=f.shape[-2:], mode="bilinear", align_corners=False)
             acc = torch.zeros_like(f)
             for k, p in enumerate(region_params):
-                d = f if p is None else din(f, p[i], None if stats is None else stats[i])
+                d = f if p is None else din(f, p.layers[i], p.kind, None if stats is None else stats[i])
                 if p is not None and strength != 1.0:
                     d = torch.lerp(f, d, strength)
                 acc = torch.addcmul(acc, m[:, k:k + 1], d)

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 from dinstyle.config import VGG_TAPS
 
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512]
+PARAMETERS = 3_505_728  # of conv1_1 .. conv4_1 (tested)
 _TAP_INDEX = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20}
 # Caffe preprocessing: RGB [0,1] -> BGR x255 minus the ImageNet mean (B, G, R).
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -1,7 +1,10 @@
-"""`python -m dinstyle.train ...` = `dinstyle train ...`; for multi-GPU runs:
+"""`python -m dinstyle.train ARGS` is `python -m dinstyle train ARGS` (the documented form, also for
+multi-GPU runs: `torchrun --nproc-per-node 4 -m dinstyle train ...`).
 
-    torchrun --nproc-per-node 4 -m dinstyle.train --content DIR --style DIR --out runs/ddp
+Kept for old command lines: it replaces this process with that one (same PID and environment, so
+torchrun still sees its workers), so the train package never imports the CLI above it.
 """
-from dinstyle.cli import app
+import os
+import sys
 
-app(["train", *__import__("sys").argv[1:]], prog_name="dinstyle train")
+os.execv(sys.executable, [sys.executable, "-m", "dinstyle", "train", *sys.argv[1:]])

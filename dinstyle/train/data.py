@@ -20,17 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from dinstyle.errors import InputError
-from dinstyle.io.images import IMAGE_EXTS
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    p = Path(folder)
-    if not p.is_dir():
-        raise InputError(f"{p}: not a folder of images")
-    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise InputError(f"{p}: no images found")
-    return files
+from dinstyle.io.images import list_images
 
 
 def decode_square(src: bytes | Path, size: int) -> np.ndarray:

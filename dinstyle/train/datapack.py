@@ -13,8 +13,10 @@ happens once at the start of training (``ImageBank.decode``), on the training ma
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,13 +28,17 @@ from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from dinstyle.config import TOOLS
 from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.io.files import atomic_path
+from dinstyle.io.images import list_images
 from dinstyle.train.data import decode_square
 
 FORMAT = "dinstyle-data-pack"
 VERSION = "1"
 QUALITIES = (90, 85, 80, 75, 70, 65, 60, 50, 40)
+TRANSFER_LIMIT_MIB = 64  # what a GPU job may send: the checkout's tracked files plus the pack
+SIZE = TOOLS.data_pack_size  # square side the images are kept at
 
 
 @dataclass
@@ -42,6 +48,40 @@ class PackSummary:
     encoding: dict[str, str]
     counts: dict[str, int]
     available: dict[str, int]
+    limit: int = 0  # bytes the pack was allowed
+
+
+def tracked_mib(root: Path = Path(__file__).resolve().parents[2]) -> float:
+    """Size of the checkout's tracked files (what a GPU job sends besides the pack); 0 outside git."""
+    try:
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0.0
+    total = 0
+    for n in names.split(b"\0"):
+        if n:
+            p = root / n.decode(errors="replace")
+            total += p.stat().st_size if p.is_file() else 0
+    return total / 2**20
+
+
+def pack_training_set(train_dir: str | Path, dest: str | Path, *, flat: str | Path | None = None,
+                      max_mb: float | None = None, size: int = SIZE,
+                      on_progress: Callable[[str], None] | None = None) -> PackSummary:
+    """Pack ``train_dir``/content and ``train_dir``/style (and flat-colour art: ``flat``, or ../flat
+    beside ``train_dir`` if present) within ``max_mb`` MiB (default: the transfer limit minus the
+    checkout's tracked files, minus 1 MiB)."""
+    train_dir = Path(train_dir)
+    groups = {"content": list_images(train_dir / "content"), "style": list_images(train_dir / "style")}
+    flat = flat or (train_dir.parent / "flat" if (train_dir.parent / "flat").is_dir() else None)
+    if flat is not None:
+        groups["flat"] = list_images(flat)
+    if max_mb is None:
+        max_mb = TRANSFER_LIMIT_MIB - tracked_mib() - 1
+    if max_mb <= 0:
+        raise OptionError(f"--max-mb {max_mb:.1f}: must be > 0")
+    res = write_data_pack(groups, dest, int(max_mb * 2**20), size, on_progress=on_progress)
+    return dataclasses.replace(res, limit=int(max_mb * 2**20))
 
 
 def encode_webp(src: Path | bytes, size: int, quality: int) -> bytes:
@@ -55,7 +95,7 @@ def _fits_as_is(path: Path, size: int) -> bool:
         return im.size == (size, size) and im.format in ("WEBP", "JPEG", "PNG")
 
 
-def write_data_pack(groups: dict[str, Sequence[Path]], dest: str | Path, max_bytes: int, size: int = 256,
+def write_data_pack(groups: dict[str, Sequence[Path]], dest: str | Path, max_bytes: int, size: int = SIZE,
                     lossless_groups: Sequence[str] = ("flat",), threads: int = 2,
                     on_progress: Callable[[str], None] | None = None) -> PackSummary:
     """Pack the images of ``groups`` into ``dest`` within ``max_bytes``. Preference, in order:

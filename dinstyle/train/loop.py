@@ -29,15 +29,16 @@ from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.io.files import atomic_path, atomic_write_bytes
 from dinstyle.io.images import write_image
 from dinstyle.model import DinStyleNet, VGGEncoder
+from dinstyle.model.losses import content_loss, style_loss_stats
 from dinstyle.runtime import resolve_device
 from dinstyle.train.cache import StyleCache, cache_key
 from dinstyle.train.data import (ImageBank, Plan, crop_views, draw_plan, style_probabilities, texture_energy,
                                  whole_views)
-from dinstyle.train.losses import content_loss, style_loss_stats
+from dinstyle.train.options import resume_config
 
 GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
 CKPT_NAME = "checkpoint.pt"
-CONFIG_NAME = "train_config.json"
+TRAIN_CONFIG_NAME = "train_config.json"
 LOG_NAME = "log.jsonl"
 
 
@@ -338,18 +339,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     state = None
     if resume:
         state = load_checkpoint(run_dir)
-        saved = TrainConfig.from_dict(json.loads(state["config_json"]))
-        # keep what defines the run; allow the schedule and machine settings to change
-        # the run keeps its own step count unless overrides give one (resume must not shorten a run)
-        saved.device, saved.workers, saved.amp = cfg.device, cfg.workers, cfg.amp
-        saved.checkpoint_every, saved.preview_every, saved.log_every = cfg.checkpoint_every, cfg.preview_every, cfg.log_every
-        saved.content_dir, saved.style_dir = cfg.content_dir or saved.content_dir, cfg.style_dir or saved.style_dir
-        saved.data_pack, saved.compile = cfg.data_pack or saved.data_pack, cfg.compile
-        saved.vgg = cfg.vgg or saved.vgg
-        saved.style_cache_dir = cfg.style_cache_dir or saved.style_cache_dir
-        for k, v in (overrides or {}).items():  # e.g. larger crops when a run moves to a GPU
-            setattr(saved, k, v)
-        cfg = saved
+        # the run keeps what defines it (its step count too, unless overrides give one); see resume_config
+        cfg = resume_config(TrainConfig.from_dict(json.loads(state["config_json"])), cfg, overrides)
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
     if cfg.lr <= 0 or cfg.style_weight < 0 or cfg.content_weight < 0:
@@ -380,7 +371,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     elif init is not None:
         init_weights(model, init)
     if main:
-        atomic_write_bytes(run_dir / CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
+        atomic_write_bytes(run_dir / TRAIN_CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
     amp = resolve_amp(cfg.amp, device)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
     channels_last = amp == "bf16" or device.type == "cuda"  # oneDNN/cuDNN run bf16 convs fastest in NHWC

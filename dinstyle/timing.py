@@ -1,4 +1,5 @@
-"""`dinstyle bench`: parameters, MACs and median latency of the content path, with peak memory."""
+"""What `dinstyle bench` measures: parameters, MACs and median latency of the content path, with
+peak memory (benchmarks/ holds the scripts that compare it with other networks)."""
 from __future__ import annotations
 
 import platform
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import torch
 
+from dinstyle.config import TOOLS
 from dinstyle.engine import Stylizer
+from dinstyle.model import DinParams
+from dinstyle.model.vgg import PARAMETERS as VGG19_TO_RELU4_1_PARAMS
 
 SIZES = {"512x512": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 
@@ -27,13 +31,14 @@ def machine_name(device: torch.device) -> str:
     return f"{cpu}, {torch.get_num_threads()} threads"
 
 
-def random_params(model, n: int = 1, device="cpu", mode: str = "standard") -> list[dict]:
+def random_params(st: Stylizer, n: int = 1, mode: str = "standard") -> DinParams:
+    """The parameters of a random style (the same every time), for a batch of ``n``, on the model's device."""
     g = torch.Generator().manual_seed(0)
-    feats = {t: torch.rand(1, din.weight_net.conv1.in_channels, 16, 16, generator=g) * 50
-             for t, din in zip(model.cfg.style_taps, model.dins)}
-    with torch.inference_mode():
-        params = model.cpu().style_params(feats, mode)
-    return [{k: v.to(device).expand(n, *v.shape[1:]) for k, v in p.items()} for p in params]
+    feats = {t: torch.rand(1, din.style_channels, 16, 16, generator=g) * 50
+             for t, din in zip(st.model.cfg.style_taps, st.model.dins)}
+    with torch.inference_mode(), st.on_device("cpu") as model:
+        params = model.style_params(feats, mode)
+    return params.to(st.device).expand(n)
 
 
 def _sync(device: torch.device) -> None:
@@ -114,16 +119,17 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(st: Stylizer, sizes: list[str], *, batch: int | list[int] = 1, repeats: int = 5, onnx: bool = False,
+def run_bench(st: Stylizer, sizes: list[str] | None = None, *, batch: int | list[int] = TOOLS.bench_batch,
+              repeats: int = TOOLS.bench_repeats, onnx: bool = False,
               mode: str = "standard", dtypes: list[torch.dtype] | None = None, variants: tuple[str, ...] = ("eager",),
               video_stage: bool = False, time_limit: float | None = None) -> dict:
     """Latency rows for every size x batch x dtype x variant (``variants``: eager, compile, graphs).
     An optional variant that fails is recorded with its error and the bench goes on; rows past
     ``time_limit`` seconds are skipped (and listed)."""
     from dinstyle.errors import OptionError
-    from dinstyle.model.macs import content_path_macs, style_path_macs
 
     t_start = time.perf_counter()
+    sizes = list(TOOLS.bench_sizes) if sizes is None else sizes
     st.check_mode(mode)
     for name in sizes:
         if name not in SIZES:
@@ -131,22 +137,18 @@ def run_bench(st: Stylizer, sizes: list[str], *, batch: int | list[int] = 1, rep
     batches = [batch] if isinstance(batch, int) else list(batch)
     dtypes = dtypes or [st.dtype]
     model = st.model
-    macs_c = content_path_macs(model.cpu(), mode=mode)
-    macs_s = style_path_macs(model, st.vgg.cpu(), mode=mode)
-    model.to(st.device)
-    st.vgg.to(st.device)
+    macs_c = st.content_macs(mode)
+    macs_s = st.style_macs(mode)
     onnx = onnx and mode == "standard"
     rows, skipped = [], []
     onnx_path = None
     if onnx:
-        from dinstyle.engine import Style
+        from dinstyle.styles import Style
         from dinstyle.export import export_onnx
 
-        p1 = random_params(model, 1, "cpu", mode)
         onnx_path = Path(tempfile.mkdtemp()) / "bench.onnx"
-        export_onnx(st, onnx_path, Style(params=p1, label="bench", mode="standard"), check=False)
-        model.to(st.device)
-    params_by_batch = {b: random_params(model, b, st.device, mode) for b in batches}
+        export_onnx(st, onnx_path, Style(params=random_params(st, 1, mode), label="bench"), check=False)
+    params_by_batch = {b: random_params(st, b, mode) for b in batches}
 
     def over(label: str) -> bool:  # the first row always runs
         if rows and time_limit is not None and time.perf_counter() - t_start > time_limit:
@@ -185,9 +187,9 @@ def run_bench(st: Stylizer, sizes: list[str], *, batch: int | list[int] = 1, rep
                 timed_row("eager", name, b, dt)
     video = []
     if video_stage:
-        from dinstyle.engine import Style
+        from dinstyle.styles import Style
 
-        style = Style(params=random_params(model, 1, st.device, mode), label="bench", mode=mode)
+        style = Style(params=random_params(st, 1, mode), label="bench")
         for b in batches:
             if over(f"video stage 1080p b{b}"):
                 continue
@@ -203,11 +205,11 @@ def run_bench(st: Stylizer, sizes: list[str], *, batch: int | list[int] = 1, rep
             for b in batches:
                 for dt in dtypes:
                     timed_row(variant, name, b, dt)
-    p_content = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("dins.") or "offset_net" in n)
-    p_nets = sum(p.numel() for n, p in model.named_parameters() if n.startswith("dins.") and "offset_net" not in n)
+    counts = st.parameter_counts()
     return {"machine": machine_name(st.device), "device": str(st.device), "dtype": str(st.dtype).replace("torch.", ""),
             "torch": torch.__version__, "model_id": st.model_id, "mode": mode,
-            "params": {"content_path": p_content, "weight_bias_nets": p_nets, "style_encoder": 3_505_728},
+            "params": {"content_path": counts["content_path"], "weight_bias_nets": counts["weight_bias_nets"],
+                       "style_encoder": VGG19_TO_RELU4_1_PARAMS},
             "macs_512": {"content_path": macs_c["total"], "style_path": macs_s["total"]}, "rows": rows,
             "video_stage": video, "skipped": skipped}
 

@@ -1,8 +1,10 @@
-"""Video stylization: decode -> batch -> stylize -> encode, streamed with bounded queues.
+"""One video's frame pipeline: decode -> prefetch -> batch -> stylize -> sink -> encode, streamed
+with bounded queues.
 
 The reader and the writer run in their own threads (ffmpeg itself runs in two subprocesses), so
 decoding and encoding overlap with the network. Memory is bounded by the queue sizes, not by the
-length of the video. The per-frame work is the same ``Stylizer.stylize`` that images use.
+length of the video. The per-frame work is the content runner's, as for images. Many videos, their
+names and skip/overwrite: ``batch.run_videos``.
 """
 from __future__ import annotations
 
@@ -10,23 +12,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dinstyle.engine import StatsSmoother, Style, Stylizer
+from dinstyle.events import Event
+from dinstyle.config import STYLIZE
 from dinstyle.errors import InputError, OptionError, OutputError
-from dinstyle.io.files import check_output_path, q, remove_stale_temps
-from dinstyle.io.video import VIDEO_EXTS, VideoWriter, even_size, pad_even, read_video
+from dinstyle.io.files import q, remove_stale_temps
+from dinstyle.io.video import VideoWriter, even_size, pad_even, read_video
+from dinstyle.runner import StatsSmoother
+from dinstyle.styles import RegionStyle
+
+if TYPE_CHECKING:
+    from dinstyle.engine import Stylizer
+    from dinstyle.styles import AnyStyle
 
 STATS_MODES = ("sequence", "frame")
 _END = object()
-
-
-@dataclass
-class VideoProgress:
-    frames: int
-    total: int  # estimate from duration x fps
-    fps: float  # processing speed so far
 
 
 def _prefetch(it: Iterator, maxsize: int, stop: threading.Event) -> Iterator:
@@ -107,32 +109,20 @@ class _Sink:
             raise self.error
 
 
-def auto_batch_size(st: Stylizer, w: int, h: int) -> int:
+def auto_batch_size(st: "Stylizer", w: int, h: int) -> int:
     if st.device.type != "cuda":
         return 1
     return max(1, min(32, 33_000_000 // max(1, w * h)))
 
 
-def video_output_path(src: Path, style: Style, out: str | Path | None, many: bool) -> Path:
-    label = "".join(c if c.isalnum() or c in "+-." else "_" for c in style.label)
-    if style.mode != "standard":
-        label += f"_{style.mode}"
-    name = f"{src.stem}_{label}.mp4"
-    if out is None:
-        return check_output_path(Path("stylized") / name)
-    out = check_output_path(out)
-    if out.suffix.lower() in VIDEO_EXTS and not out.is_dir():
-        if many:
-            raise OptionError(f"--out {q(out)}: a file name takes one input video; give a folder")
-        return out
-    return check_output_path(out / name)
-
-
-def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path, *, strength: float = 1.0,
-                  preserve_color: bool = False, max_size: int | None = None, stats: str = "sequence",
-                  momentum: float = 0.9, batch_size: int = 0, crf: int = 18, codec: str = "libx264",
-                  mask_video: str | Path | None = None, on_progress: Callable[[VideoProgress], None] | None = None) -> dict:
-    """Stylize one video into ``dest`` (written atomically) and return a summary record."""
+def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str | Path, *,
+                  strength: float = STYLIZE.strength, preserve_color: bool = False, max_size: int | None = None,
+                  stats: str = STYLIZE.stats, momentum: float = STYLIZE.momentum,
+                  batch_size: int = STYLIZE.video_batch_size, crf: int = STYLIZE.crf, codec: str = STYLIZE.codec,
+                  on_event: Callable[[Event], None] | None = None) -> dict:
+    """Stylize one video into ``dest`` (written atomically) and return a summary record; a region
+    style with a mask video takes one mask per frame from it. ``on_event`` gets "progress" events
+    (frames done, of about how many, frames per second)."""
     src, dest = Path(src), Path(dest)
     if stats not in STATS_MODES:
         raise OptionError(f"--stats {stats}: use {' or '.join(STATS_MODES)}")
@@ -148,7 +138,7 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
     try:
         return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength,
                                preserve_color=preserve_color, stats=stats, momentum=momentum, batch_size=batch_size,
-                               crf=crf, codec=codec, mask_video=mask_video, on_progress=on_progress)
+                               crf=crf, codec=codec, on_event=on_event)
     finally:
         for close in closers:
             try:
@@ -157,17 +147,14 @@ def stylize_video(st: Stylizer, src: str | Path, style: Style, dest: str | Path,
                 pass
 
 
-def _stylize_stream(st: Stylizer, src: Path, style: Style, dest: Path, info, frames: Iterator, closers: list, *,
-                    strength: float, preserve_color: bool, stats: str, momentum: float, batch_size: int, crf: int,
-                    codec: str, mask_video, on_progress) -> dict:
+def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, info, frames: Iterator,
+                    closers: list, *, strength: float, preserve_color: bool, stats: str, momentum: float,
+                    batch_size: int, crf: int, codec: str, on_event) -> dict:
     w, h = info.size
     bs = batch_size or auto_batch_size(st, w, h)
     mask_frames = None
+    mask_video = style.mask_video if isinstance(style, RegionStyle) else None
     if mask_video is not None:
-        from dinstyle.engine import RegionStyle
-
-        if not isinstance(style, RegionStyle):
-            raise OptionError("a mask video needs region styles (--mask with two or more --style)")
         _, mframes = read_video(mask_video)
         mask_frames = (f[..., 0] // 4 + f[..., 1] // 2 + f[..., 2] // 4 for f in mframes)  # grey levels
         closers.append(mframes.close)
@@ -191,10 +178,18 @@ def _stylize_stream(st: Stylizer, src: Path, style: Style, dest: Path, info, fra
         closers.insert(0, feed.close)  # the reader thread first: it ends the decoder
 
         def run(batch: list) -> int:
-            for o in st.stylize_resilient(batch, style, strength=strength, preserve_color=preserve_color,
-                                          stats_hook=smoother, masks=masks_for(len(batch))):
+            kw = dict(strength=strength, preserve_color=preserve_color, stats_hook=smoother)
+            if style.per_image:  # e.g. --mode auto from the library: each frame on its own
+                outs = [st.runner.stylize_resilient([fr], style.for_image(fr), **kw)[0] for fr in batch]
+            else:
+                outs = st.runner.stylize_resilient(batch, style, masks=masks_for(len(batch)), **kw)
+            for o in outs:
                 sink.put(o)
             return len(batch)
+
+        def progress(rate: float, steps: int) -> None:
+            if on_event:
+                on_event(Event("progress", input=str(src), output=str(dest), step=done, steps=steps, rate=rate))
 
         ok = False
         try:
@@ -205,8 +200,7 @@ def _stylize_stream(st: Stylizer, src: Path, style: Style, dest: Path, info, fra
                     continue
                 done += run(batch)
                 batch = []
-                if on_progress:
-                    on_progress(VideoProgress(done, max(total, done), done / (time.perf_counter() - t0)))
+                progress(done / (time.perf_counter() - t0), max(total, done))
             if batch:
                 done += run(batch)
             ok = True
@@ -216,8 +210,7 @@ def _stylize_stream(st: Stylizer, src: Path, style: Style, dest: Path, info, fra
         if done == 0:  # raised inside the block, so the writer removes its temp file
             raise InputError(f"{q(src)}: the video has no frames")
     secs = time.perf_counter() - t0
-    if on_progress:
-        on_progress(VideoProgress(done, done, done / max(secs, 1e-9)))
+    progress(done / max(secs, 1e-9), done)
     return {"input": str(src), "output": str(dest), "style": style.label, "mode": style.mode, "stats": stats,
             "frames": done, "fps": str(info.fps), "size": list(even_size(w, h)),
             "audio": bool(info.audio_codec), "seconds": round(secs, 3), "frames_per_second": round(done / max(secs, 1e-9), 2)}

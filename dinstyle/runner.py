@@ -1,0 +1,245 @@
+"""The content path: same-size uint8 images in, stylized uint8 images out.
+
+``ContentRunner`` pads images to the network's stride, runs them in batches, in tiles (huge images:
+whole-image instance-norm statistics first, so no seams) or with region masks, and answers
+running out of memory by halving the batch, then the tile. It takes a ``Style`` (one set of DIN
+parameters) or a ``RegionStyle``; which style an image gets is decided before (``styles.py``).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dinstyle.color import keep_luminance_of
+from dinstyle.config import STYLIZE
+from dinstyle.errors import OptionError, ResourceError
+from dinstyle.io import memory
+from dinstyle.io.images import LoadedImage, fit_size, resize_rgb
+from dinstyle.model import DinStyleNet
+from dinstyle.runtime import is_out_of_memory
+from dinstyle.styles import RegionStyle, Style
+
+PAD_MARGIN = 24  # replicate-padded border: the zero-padding artefacts of the 1/8-resolution layers stay in it
+TILE_CONTEXT = 96  # context around each tile: covers the network's receptive field, so tiles agree
+AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
+AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
+# Peak memory per pixel on the CPU (fp32), measured with the shipped model (~340 B/px at 1080p and 4K,
+# benchmarks/results); used to refuse, with one line, work that cannot fit before it starts.
+NET_BYTES_PER_PIXEL = 300
+
+
+class StatsSmoother:
+    """Instance-norm statistics smoothed over time (exponential moving average across frames).
+
+    Per-frame statistics make colours and textures pump from frame to frame; the smoothed ones
+    change only as fast as the scene does. Feed batches in frame order."""
+
+    def __init__(self, momentum: float = STYLIZE.momentum):
+        if not 0.0 <= momentum < 1.0:
+            raise OptionError(f"stats momentum {momentum}: must be in [0, 1)")
+        self.momentum = momentum
+        self.state: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __call__(self, stats: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self.state is None:
+            self.state = [(m[:1], s[:1]) for m, s in stats]
+        out, state = [], []
+        for (m, s), (pm, ps) in zip(stats, self.state):
+            ms, ss = [], []
+            for b in range(m.shape[0]):
+                pm = torch.lerp(m[b:b + 1], pm, self.momentum)
+                ps = torch.lerp(s[b:b + 1], ps, self.momentum)
+                ms.append(pm)
+                ss.append(ps)
+            out.append((torch.cat(ms), torch.cat(ss)))
+            state.append((pm, ps))
+        self.state = state
+        return out
+
+
+class ContentRunner:
+    """The network's content path on one device and compute dtype."""
+
+    def __init__(self, model: DinStyleNet, device: torch.device, dtype: torch.dtype):
+        self.model, self.device, self.dtype = model, device, dtype
+
+    def stylize_resilient(self, images: list[np.ndarray], style: Style | RegionStyle, *, tile: int | None = None,
+                          **kw) -> list[np.ndarray]:
+        """``stylize`` that answers out-of-memory by halving the batch, then by tiling with smaller
+        tiles, and only then gives up with a clear error (never a hang or a traceback). On the CPU,
+        work that cannot fit in the memory available is refused before it starts."""
+        h, w = images[0].shape[:2]
+        need = self.memory_needed(h, w, tile) * len(images)
+        if self.device.type == "cpu" and not memory.fits(need):
+            if len(images) > 1:
+                half = len(images) // 2
+                return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
+                        + self.stylize_resilient(images[half:], style, tile=tile, **kw))
+            hint = " or --tile 1024" if not self.tile_size_for(h, w, tile) else ""
+            raise ResourceError(f"a {w}x{h} image {memory.describe(need)} to stylize; use --max-size{hint}")
+        try:
+            return self.stylize(images, style, tile=tile, **kw)
+        except (MemoryError, RuntimeError) as e:
+            if not is_out_of_memory(e):
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(images) > 1:
+                half = len(images) // 2
+                return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
+                        + self.stylize_resilient(images[half:], style, tile=tile, **kw))
+            h, w = images[0].shape[:2]
+            current = self.tile_size_for(h, w, tile) or max(h, w)
+            smaller = current // 2 // self.model.multiple * self.model.multiple
+            if smaller >= 128 and not isinstance(style, RegionStyle):
+                return self.stylize_resilient(images, style, tile=smaller, **kw)
+            hint = " or --device cpu" if self.device.type == "cuda" else ""
+            raise ResourceError(f"out of memory on {self.device} even for one {w}x{h} image in "
+                                f"{current}-px tiles; try --max-size{hint}") from None
+
+    def memory_needed(self, h: int, w: int, tile: int | None = None) -> int:
+        """Bytes (CPU) one h x w image takes to stylize: the whole network at full size, or, tiled,
+        one tile with its context plus the whole-image copies."""
+        t = self.tile_size_for(h, w, tile)
+        if t:
+            return h * w * 15 + (t + 2 * TILE_CONTEXT) ** 2 * NET_BYTES_PER_PIXEL
+        return h * w * NET_BYTES_PER_PIXEL
+
+    def tile_size_for(self, h: int, w: int, tile: int | None) -> int:
+        """0 = no tiling; ``tile`` None picks automatically from the image size and device."""
+        if tile is None:
+            kind = "cuda" if self.device.type == "cuda" else "cpu"
+            return AUTO_TILE_SIZE[kind] if h * w > AUTO_TILE_PIXELS[kind] else 0
+        if tile < 0:
+            raise OptionError(f"--tile {tile}: must be >= 0 (0 disables tiling)")
+        m = self.model.multiple
+        return 0 if tile == 0 else max(m, tile // m * m)
+
+    @torch.inference_mode()
+    def stylize(self, images: list[np.ndarray], style: Style | RegionStyle, *, strength: float = STYLIZE.strength,
+                preserve_color: bool = False, stats_hook=None, tile: int | None = None,
+                masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
+
+        ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones
+        used. Large images are processed in tiles (``tile``: None = automatic, 0 = never) whose
+        instance-norm statistics are accumulated over the whole image first, so tiles match.
+        ``masks`` (one grey mask per image, e.g. frames of a mask video) override a RegionStyle's."""
+        if not math.isfinite(strength) or strength < 0:
+            raise OptionError(f"--strength {strength}: must be a number >= 0")
+        h, w = images[0].shape[:2]
+        if any(im.shape[:2] != (h, w) for im in images):
+            raise ValueError("stylize() takes images of one size; group them first")
+        if isinstance(style, RegionStyle):
+            out = self._stylize_regions(images, style, strength, stats_hook, masks)
+        elif (tile_size := self.tile_size_for(h, w, tile)):
+            out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
+        else:
+            ph, pw, top, left = self._geometry(h, w)
+            x = F.pad(self._to_tensor(np.stack(images)), (left, pw - w - left, top, ph - h - top), mode="replicate")
+            with self._autocast():
+                y = self.model(x, style.params.expand(x.shape[0]), strength=strength, stats_hook=stats_hook)
+            out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        if preserve_color:
+            out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
+        return out
+
+    def stylize_image(self, img: LoadedImage, style: Style | RegionStyle, **kw) -> LoadedImage:
+        """One decoded image (alpha kept) -> its stylized copy (``stylize_resilient`` options)."""
+        out = self.stylize_resilient([img.rgb], style, **kw)[0]
+        return LoadedImage(rgb=out, alpha=img.alpha, format=img.format, path=img.path)
+
+    # -- how ---------------------------------------------------------------------------------
+    def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook,
+                         masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        from dinstyle.masks import region_weights
+
+        h, w = images[0].shape[:2]
+        ph, pw, top, left = self._geometry(h, w)
+        pad = (left, pw - w - left, top, ph - h - top)
+        per_image = masks if masks is not None else [style.mask]
+        weights = torch.from_numpy(np.stack([region_weights(m, len(style.styles), (w, h), style.feather, source="mask")
+                                             for m in per_image])).to(self.device)
+        weights = F.pad(weights, pad, mode="replicate").expand(len(images), -1, -1, -1)
+        x = F.pad(self._to_tensor(np.stack(images)), pad, mode="replicate")
+        n = x.shape[0]
+        region_params = [None if s is None else s.params.expand(n) for s in style.styles]
+        with self._autocast():
+            y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook)
+        return list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+
+    def _tiles(self, ph: int, pw: int, tile: int):
+        """Cores (y0, y1, x0, x1) covering the padded image, and their context windows."""
+        c = TILE_CONTEXT
+        for y0 in range(0, ph, tile):
+            for x0 in range(0, pw, tile):
+                y1, x1 = min(ph, y0 + tile), min(pw, x0 + tile)
+                yield (y0, y1, x0, x1), (max(0, y0 - c), min(ph, y1 + c), max(0, x0 - c), min(pw, x1 + c))
+
+    def _stylize_tiled(self, rgb: np.ndarray, style: Style, strength: float, tile: int) -> np.ndarray:
+        """One large image in tiles, with whole-image instance-norm statistics.
+
+        Pass 1 runs the encoder per tile and accumulates each DIN input's sum and sum of squares
+        over the tile cores (exactly the positions the untiled run would see); pass 2 runs the
+        whole network per tile with those statistics and keeps each core."""
+        h, w = rgb.shape[:2]
+        ph, pw, top, left = self._geometry(h, w)
+        padded = np.pad(rgb, ((top, ph - h - top), (left, pw - w - left), (0, 0)), mode="edge")
+        strides = [self.model.cfg.unshuffle * 2**i for i in range(3)]
+        sums = [torch.zeros(1, c, 1, 1, dtype=torch.float64, device=self.device) for c in self.model.cfg.widths]
+        sqs = [torch.zeros_like(t) for t in sums]
+        counts = [0, 0, 0]
+        tiles = list(self._tiles(ph, pw, tile))
+        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tiles:
+            with self._autocast():
+                feats = self.model.encoder(self._to_tensor(padded[None, cy0:cy1, cx0:cx1]))
+            for i, (f, s) in enumerate(zip(feats, strides)):
+                core = f[:, :, (y0 - cy0) // s:(y1 - cy0) // s, (x0 - cx0) // s:(x1 - cx0) // s].double()
+                sums[i] += core.sum((2, 3), keepdim=True)
+                sqs[i] += core.square().sum((2, 3), keepdim=True)
+                counts[i] += core.shape[2] * core.shape[3]
+        eps = self.model.cfg.eps
+        stats = []
+        for sm, sq, n in zip(sums, sqs, counts):
+            mean = sm / n
+            var = (sq / n - mean.square()).clamp_min(0)
+            stats.append((mean.float(), (var + eps).sqrt().float()))
+        out = np.empty((ph, pw, 3), np.uint8)
+        for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tiles:
+            with self._autocast():
+                y = self.model(self._to_tensor(padded[None, cy0:cy1, cx0:cx1]), style.params, strength=strength,
+                               stats=stats, origin=(cy0, cx0))
+            out[y0:y1, x0:x1] = self._to_uint8(y[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0])[0]
+        return np.ascontiguousarray(out[top:top + h, left:left + w])
+
+    def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """Padded size (multiple of the network's stride, with a margin) and the image's offset in it."""
+        m = self.model.multiple
+        ph, pw = -(-(h + 2 * PAD_MARGIN) // m) * m, -(-(w + 2 * PAD_MARGIN) // m) * m
+        return ph, pw, (ph - h) // 2, (pw - w) // 2
+
+    def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.dtype,
+                              enabled=self.device.type == "cuda" and self.dtype != torch.float32)
+
+    @staticmethod
+    def _to_uint8(y: torch.Tensor) -> np.ndarray:
+        y = y.float().clamp_(0, 1).mul_(255).add_(0.5)
+        return y.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def fit_image(img: LoadedImage, max_size: int | None) -> LoadedImage:
+    """``img`` (alpha kept) downscaled so its long side is at most ``max_size``."""
+    h, w = img.rgb.shape[:2]
+    size = fit_size(w, h, max_size)
+    if size == (w, h):
+        return img
+    alpha = None if img.alpha is None else resize_rgb(np.repeat(img.alpha[..., None], 3, 2), size)[..., 0]
+    return LoadedImage(rgb=resize_rgb(img.rgb, size), alpha=alpha, format=img.format, path=img.path)

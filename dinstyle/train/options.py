@@ -1,0 +1,78 @@
+"""The options of one training call applied over the defaults (a new run) or over a run's saved
+settings (``--resume``): ``resume_config`` is the one place that decides what a resumed run keeps.
+
+Options come as a dict of ``TrainConfig`` field names -> values, holding only what was given (the
+CLI's options default to "not given"); every default is ``TrainConfig``'s. No torch here.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from dinstyle.config import ModelConfig, TrainConfig
+from dinstyle.errors import OptionError
+
+# This call's settings, given or default, never the run's: they describe the machine, not the run.
+MACHINE = ("device", "workers", "amp", "checkpoint_every", "preview_every", "log_every", "compile")
+# Where this call finds the data and the cache: this call's where it names them, else the run's.
+PLACES = ("content_dir", "style_dir", "data_pack", "vgg", "style_cache_dir")
+# ModelConfig fields a new run may set; a resumed run keeps its model.
+MODEL = ("deform_kernel", "dec_blocks")
+AMP = ("auto", "bf16", "fp16", "none")
+COMPILE = ("auto", "on", "off")
+FLAGS = {"lr": "--lr", "steps": "--steps", "batch_size": "--batch-size"}
+
+
+def check_options(given: dict, *, resume: bool = False, init: bool = False) -> None:
+    """Refuse what cannot run, before anything is loaded (``--lr 0`` is refused, never replaced)."""
+    unknown = set(given) - {f.name for f in dataclasses.fields(TrainConfig)} - set(MODEL)
+    if unknown:
+        raise OptionError(f"unknown training options: {', '.join(sorted(unknown))}")
+    if not resume and not given.get("data_pack") and not (given.get("content_dir") and given.get("style_dir")):
+        raise OptionError("give --content DIR and --style DIR, --data-pack FILE, or --resume RUN_DIR")
+    if resume and init:
+        raise OptionError("--init starts a new run; --resume continues one: give one of them")
+    if given.get("amp") is not None and given["amp"] not in AMP:
+        raise OptionError(f"--amp {given['amp']}: use {', '.join(AMP[:-1])} or {AMP[-1]}")
+    if given.get("compile") is not None and given["compile"] not in COMPILE:
+        raise OptionError(f"--compile {given['compile']}: use {', '.join(COMPILE[:-1])} or {COMPILE[-1]}")
+    for name, flag in FLAGS.items():
+        v = given.get(name)
+        if v is not None and v <= 0:
+            raise OptionError(f"{flag} {v}: must be > 0")
+    if resume and any(given.get(k) is not None for k in MODEL):
+        raise OptionError("--deform-kernel/--dec-blocks shape a new model; they cannot change on --resume")
+
+
+def new_config(given: dict) -> TrainConfig:
+    """A new run: TrainConfig's defaults with the options given (model options into its ModelConfig)."""
+    given = {k: v for k, v in given.items() if v is not None}
+    model = ModelConfig(**{k: given.pop(k) for k in MODEL if k in given})
+    cfg = dataclasses.replace(TrainConfig(), model=model, **given)
+    if cfg.flat_dir and "flat_prob" not in given:
+        cfg.flat_prob = TrainConfig.FLAT_PROB_WITH_FLAT
+    return cfg
+
+
+def resume_config(saved: TrainConfig, call: TrainConfig, overrides: dict | None = None) -> TrainConfig:
+    """The settings a resumed run goes on with: its ``saved`` config (its model, schedule and step
+    count included), with this ``call``'s machine settings and data places (where the call names
+    them), and the run settings in ``overrides`` from now on (e.g. larger crops on a GPU)."""
+    cfg = dataclasses.replace(saved)
+    for k in MACHINE:
+        setattr(cfg, k, getattr(call, k))
+    for k in PLACES:
+        setattr(cfg, k, getattr(call, k) or getattr(saved, k))
+    for k, v in (overrides or {}).items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def call_config(given: dict, *, resume: bool = False, init: bool = False) -> tuple[TrainConfig, dict | None]:
+    """From the options of one call: the TrainConfig to pass to ``train`` and, on ``resume``, the
+    overrides (the run settings given, ``steps`` included) that ``resume_config`` applies."""
+    given = {k: v for k, v in given.items() if v is not None}
+    check_options(given, resume=resume, init=init)
+    if not resume:
+        return new_config(given), None
+    call = new_config({k: v for k, v in given.items() if k in MACHINE or k in PLACES})
+    return call, {k: v for k, v in given.items() if k not in MACHINE and k not in PLACES}
