@@ -43,6 +43,14 @@ def tiny_weights(tmp_path_factory, vgg) -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def st(tiny_weights):
+    """One Stylizer on the tiny model per test module (tests that change its state make their own)."""
+    from dinstyle.engine import Stylizer
+
+    return Stylizer(weights=tiny_weights, device="cpu")
+
+
 def make_image(path: Path, size=(40, 30), mode="RGB", seed=0, **save_kw) -> Path:
     rng = np.random.default_rng(seed)
     w, h = size

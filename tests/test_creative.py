@@ -5,16 +5,10 @@ from typer.testing import CliRunner
 
 from dinstyle.cli import app
 from dinstyle.color import keep_luminance_of, match_colors, rgb_to_ycc
-from dinstyle.engine import Stylizer
 from dinstyle.io.grid import LABEL_H, compose_grid
 from dinstyle.sheets import interpolate
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def st(tiny_weights):
-    return Stylizer(weights=tiny_weights, device="cpu")
 
 
 @pytest.fixture

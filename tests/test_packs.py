@@ -4,13 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dinstyle.engine import Stylizer, parse_style_arg
+from dinstyle.engine import parse_style_arg
 from dinstyle.errors import CheckpointError, OptionError
-
-
-@pytest.fixture(scope="module")
-def st(tiny_weights):
-    return Stylizer(weights=tiny_weights, device="cpu")
 
 
 def _content(seed=0, size=(36, 28)):

@@ -13,11 +13,6 @@ from dinstyle.errors import DinstyleError
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def st(tiny_weights):
-    return Stylizer(weights=tiny_weights, device="cpu")
-
-
 def test_onnx_export_matches_pytorch(tmp_path, tiny_weights, images):
     pytest.importorskip("onnxruntime")
     style = images("s.png", (48, 48), seed=2)

@@ -35,11 +35,6 @@ def cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def tiny_st(tiny_weights):
-    return Stylizer(weights=tiny_weights, device="cpu")
-
-
-@pytest.fixture(scope="module")
 def shipped_st():
     return Stylizer(device="cpu")
 
@@ -83,8 +78,8 @@ def upload(client, data: bytes, name: str = "photo.jpg", kind: str = "photo"):
     return client.post(f"/api/{kind}", params={"name": name}, content=data)
 
 
-def test_api_renders_every_size(tiny_st):
-    with served(tiny_st) as client:
+def test_api_renders_every_size(st):
+    with served(st) as client:
         assert "choose a style by looking" in client.get("/").text
         styles = client.get("/api/styles").json()
         assert len(styles) == 11 and styles[0]["name"] == "starry-night"
@@ -112,18 +107,18 @@ def test_api_renders_every_size(tiny_st):
     (b"", "empty.jpg", 422, "empty.jpg: empty file"),
     (bilevel_png(17321, 17321), "huge.png", 422, "huge.png: 17321x17321 is too large (300 MP > 50 MP limit)"),
 ])
-def test_bad_uploads_are_4xx_with_a_message(tiny_st, data, name, status, message):
-    with served(tiny_st) as client:
+def test_bad_uploads_are_4xx_with_a_message(st, data, name, status, message):
+    with served(st) as client:
         for kind in ("photo", "painting"):
             r = upload(client, data, name, kind)
             assert r.status_code == status and message in r.json()["error"]
 
 
-def test_bad_requests_are_4xx(tiny_st, images):
-    with served(tiny_st, max_bytes=1000) as client:
+def test_bad_requests_are_4xx(st, images):
+    with served(st, max_bytes=1000) as client:
         assert upload(client, CAT.read_bytes()).status_code == 413
         small = images("s.png", (12, 12))
-    with served(tiny_st) as client:
+    with served(st) as client:
         r = upload(client, small.read_bytes(), "small.png", "painting")
         assert r.status_code == 422 and "too small" in r.json()["error"]
         photo = upload(client, small.read_bytes()).json()["id"]
@@ -137,9 +132,9 @@ def test_bad_requests_are_4xx(tiny_st, images):
         assert client.get("/styles/nope.jpg").status_code == 404
 
 
-def test_concurrent_requests_are_queued(tiny_st, tmp_path, monkeypatch):
+def test_concurrent_requests_are_queued(st, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with live_server(tiny_st) as url:
+    with live_server(st) as url:
         photo = httpx.post(f"{url}/api/photo", params={"name": "cat.jpg"}, content=CAT.read_bytes()).json()["id"]
         styles = ["starry-night", "great-wave", "udnie", "bear", "lion", "the-scream"] * 2
 

@@ -6,13 +6,6 @@ import sys
 import numpy as np
 import pytest
 
-from dinstyle.engine import Stylizer
-
-
-@pytest.fixture(scope="module")
-def st(tiny_weights):
-    return Stylizer(weights=tiny_weights, device="cpu")
-
 
 def _photo(w, h, seed=0):
     rng = np.random.default_rng(seed)
