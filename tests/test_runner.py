@@ -5,6 +5,10 @@ import sys
 
 import numpy as np
 import pytest
+import torch
+
+from dinstyle.errors import DinstyleError
+from dinstyle.runner import ContentRunner
 
 
 def _photo(w, h, seed=0):
@@ -54,3 +58,31 @@ def test_large_image_peak_memory_is_bounded(tmp_path, tiny_weights, images):
     assert res["code"] == 0, p.stderr
     assert json.loads(res["out"])["size"] == [6000, 4000]
     assert res["rss_mb"] < 3000
+
+
+def test_out_of_memory_falls_back_to_smaller_batches_then_tiles(st, images, monkeypatch):
+    style = st.load_style([images("s.png", (48, 48))], style_size=48)
+    imgs = [np.full((64, 64, 3), i * 40, np.uint8) for i in range(4)]
+    expected = st.stylize(imgs, style)
+    real = ContentRunner.stylize
+    calls = []
+
+    def flaky(self, images, style, tile=None, **kw):
+        calls.append((len(images), tile))
+        if len(images) > 1 or (tile is None and images[0].shape[0] >= 256):
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, images, style, tile=tile, **kw)
+
+    monkeypatch.setattr(ContentRunner, "stylize", flaky)
+    out = st.stylize_resilient(imgs, style)
+    assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(out, expected))
+    big = np.zeros((256, 256, 3), np.uint8)
+    out = st.stylize_resilient([big], style)[0]
+    assert out.shape == (256, 256, 3) and (1, 128) in calls
+
+    def always(self, images, style, tile=None, **kw):
+        raise torch.OutOfMemoryError("simulated")
+
+    monkeypatch.setattr(ContentRunner, "stylize", always)
+    with pytest.raises(DinstyleError, match="out of memory"):
+        st.stylize_resilient([big], style)
