@@ -51,6 +51,18 @@ def st(tiny_weights):
     return Stylizer(weights=tiny_weights, device="cpu")
 
 
+@pytest.fixture
+def two_styles(tmp_path):
+    """Two style images that differ (a warm smooth one, blue stripes), written into tmp_path."""
+    rng = np.random.default_rng(0)
+    a = np.clip(rng.normal((200, 60, 40), 20, (48, 48, 3)), 0, 255).astype(np.uint8)  # warm, smooth
+    b = np.zeros((48, 48, 3), np.uint8)
+    b[::4] = (30, 80, 255)  # blue stripes on black
+    Image.fromarray(a).save(tmp_path / "a.png")
+    Image.fromarray(b).save(tmp_path / "b.png")
+    return tmp_path / "a.png", tmp_path / "b.png"
+
+
 def make_image(path: Path, size=(40, 30), mode="RGB", seed=0, **save_kw) -> Path:
     rng = np.random.default_rng(seed)
     w, h = size

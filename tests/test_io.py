@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from dinstyle.errors import InputError
+from dinstyle.io.grid import compose_grid
 from dinstyle.io.images import expand_inputs, read_image, write_image
 
 
@@ -76,3 +77,9 @@ def test_expand_inputs(tmp_path, images):
     files, problems = expand_inputs([str(tmp_path / "d"), str(a), str(tmp_path / "d" / "*.jpg"), str(tmp_path / "nope.png")])
     assert [f.name for f in files] == ["a.png", "b.jpg"]
     assert problems and "no such file" in problems[0]
+
+
+def test_grid_labels_are_drawn():
+    cells = [(np.full((32, 32, 3), 255, np.uint8), "label")] * 2
+    g = compose_grid(cells, cols=2, cell=32)
+    assert (g[32:, :, :] < 128).any()  # dark text pixels below the white cells
