@@ -1,7 +1,7 @@
 """Many inputs: planning (output names, skip / overwrite / refuse) and running batches of images,
 videos and style packs, reporting each input as an ``Event``.
 
-Planning is pure (``plan_outputs``, ``plan_video_outputs``, ``pack_output``, ``target_problem``);
+Planning is pure (``plan_outputs``, ``plan_video_outputs``, ``pack_outputs``, ``target_problem``);
 running takes a loaded ``Stylizer`` and calls ``on_event`` once per input (and with "progress"
 events inside a long one, e.g. a video's frames). One bad input is reported and the batch goes on.
 """
@@ -82,22 +82,28 @@ def plan_outputs(files: list[Path], style: "AnyStyle", out: str | Path | None, f
         else:
             ext = f.suffix.lower() if f.suffix.lower() in FORMAT_BY_EXT else ".png"
             ext = ".png" if ext == ".gif" else ext
-        stem, k = f.stem, 1
-        name = f"{stem}_{label}{ext}"
-        while name.lower() in used:
-            k += 1
-            name = f"{stem}-{k}_{label}{ext}"
-        used.add(name.lower())
-        plan[f] = out_path / name
+        plan[f] = out_path / unique_name(f.stem, f"_{label}{ext}", used)
     return plan
+
+
+def unique_name(stem: str, tail: str, used: set[str]) -> str:
+    """``<stem><tail>``, or ``<stem>-2<tail>``, ``-3`` ... when an earlier input of the same call took
+    that name (compared without case); the name is added to ``used``."""
+    name, k = f"{stem}{tail}", 1
+    while name.lower() in used:
+        k += 1
+        name = f"{stem}-{k}{tail}"
+    used.add(name.lower())
+    return name
 
 
 def plan_video_outputs(files: list[Path], style: "AnyStyle", out: str | Path | None) -> dict[Path, Path]:
     """Output path for every input video: ``<out>/<stem>_<style>.mp4``, or ``out`` itself (a video
-    file name) for one input."""
+    file name) for one input. Inputs that share a stem get ``-2``, ``-3`` ..."""
     plan = {}
+    used: set[str] = set()
     for src in files:
-        name = f"{src.stem}_{output_label(style)}.mp4"
+        name = unique_name(src.stem, f"_{output_label(style)}.mp4", used)
         if out is None:
             plan[src] = check_output_path(Path(STYLIZE.out) / name)
             continue
@@ -111,8 +117,10 @@ def plan_video_outputs(files: list[Path], style: "AnyStyle", out: str | Path | N
     return plan
 
 
-def pack_output(src: Path, out: str | Path) -> Path:
-    return check_output_path(Path(out) / f"{src.stem}{PACK_EXT}")
+def pack_outputs(files: list[Path], out: str | Path) -> dict[Path, Path]:
+    """``<out>/<stem>.dinpack`` for every style image; styles that share a stem get ``-2``, ``-3`` ..."""
+    used: set[str] = set()
+    return {src: check_output_path(Path(out) / unique_name(src.stem, PACK_EXT, used)) for src in files}
 
 
 def target_problem(src: Path, dst: Path, *, overwrite: bool, inputs: set[Path] | None = None) -> tuple[str, str] | None:
@@ -288,10 +296,11 @@ def run_packs(st: "Stylizer", files: list[Path], *, out: str | Path, mode: str =
     st.check_mode(mode)
     summary = Summary()
     emit = _emitter(summary, on_event)
+    plan = pack_outputs(files, out)
     for idx, src in enumerate(files):
-        dest = Path(out) / f"{src.stem}{PACK_EXT}"
+        dest = plan[src]
         try:
-            if pack_output(src, out).exists() and not overwrite:
+            if dest.exists() and not overwrite:
                 status = "skipped"
             else:
                 st.make_pack(src, mode=mode, style_size=style_size).save(dest)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from dinstyle.color import keep_luminance_of
-from dinstyle.config import STYLIZE
+from dinstyle.config import PAD_MARGIN, STYLIZE
 from dinstyle.errors import OptionError, ResourceError
 from dinstyle.io import memory
 from dinstyle.io.images import LoadedImage, fit_size, resize_rgb
@@ -22,7 +22,6 @@ from dinstyle.model import DinStyleNet
 from dinstyle.runtime import is_out_of_memory
 from dinstyle.styles import RegionStyle, Style
 
-PAD_MARGIN = 24  # replicate-padded border: the zero-padding artefacts of the 1/8-resolution layers stay in it
 TILE_CONTEXT = 96  # context around each tile: covers the network's receptive field, so tiles agree
 AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
 AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dinstyle.batch import (ImagePlan, output_label, pack_output, plan_images, plan_outputs, plan_video_outputs,
+from dinstyle.batch import (ImagePlan, output_label, pack_outputs, plan_images, plan_outputs, plan_video_outputs,
                             run_images, run_packs, run_videos, target_problem)
 from dinstyle.errors import InputError, OptionError, OutputError
 from dinstyle.model import DinParams
@@ -138,7 +138,15 @@ def test_video_and_pack_names(tmp_path):
     assert plan_video_outputs(clips[:1], style(), tmp_path / "o.mkv") == {clips[0]: tmp_path / "o.mkv"}
     with pytest.raises(OptionError, match="a file name takes one input video"):
         plan_video_outputs(clips, style(), tmp_path / "o.mp4")
-    assert pack_output(Path("styles/wave.jpg"), tmp_path) == tmp_path / "wave.dinpack"
+    assert pack_outputs([Path("styles/wave.jpg")], tmp_path) == {Path("styles/wave.jpg"): tmp_path / "wave.dinpack"}
+
+
+def test_videos_and_packs_that_share_a_stem_get_numbered_names(tmp_path):
+    clips = [Path("a/clip.mp4"), Path("b/clip.mp4"), Path("a/CLIP.mov")]
+    assert names(plan_video_outputs(clips, style(), tmp_path)) == ["clip_style.mp4", "clip-2_style.mp4",
+                                                                  "CLIP-3_style.mp4"]
+    styles = [Path("a/wave.jpg"), Path("b/wave.png")]
+    assert pack_outputs(styles, tmp_path) == {styles[0]: tmp_path / "wave.dinpack", styles[1]: tmp_path / "wave-2.dinpack"}
 
 
 # -- skip / overwrite / refuse -------------------------------------------------------------------
