@@ -118,7 +118,7 @@ class TrainConfig:
     lr_decay: float = 5e-5  # lr / (1 + decay * step), as AdaIN/MicroAST
     warmup: int = 0  # steps of linear learning-rate warm-up (after a change of batch size or lr)
     content_weight: float = 1.0
-    style_weight: float = 2.0
+    style_weight: float = 20.0  # 2 gave a colour filter; 20 gives the painting's texture (A/B in the model card)
     # scales each VGG tap's style term (relu1_1 .. relu4_1), after the per-layer balance
     style_layer_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
     bank_size: int = 256  # every training image is decoded once to this square size
@@ -129,12 +129,12 @@ class TrainConfig:
     pad: int = PAD_MARGIN
     # output pixels per source pixel of content crops (drawn log-evenly): > 1 zooms in, the way a
     # large photo looks to the network at inference
-    content_zoom: tuple[float, float] = (0.5, 1.0)
+    content_zoom: tuple[float, float] = (1.0, 2.0)
     # styles are seen whole at this size, as at inference (0: random crops at style_zoom instead)
-    style_view: int = 0
+    style_view: int = 256
     style_zoom: tuple[float, float] = (0.5, 1.0)
     # draw styles in proportion to (texture energy / median) ** this (0: uniformly); see data.style_probabilities
-    style_texture_power: float = 0.0
+    style_texture_power: float = 2.0
     style_cache: bool = True  # keep each style's VGG taps after its first use (whole-view styles only)
     style_cache_dir: str | None = None  # CPU: folder the cache file is kept in (default: the run folder)
     adaptive_prob: float = 0.0  # share of steps trained in the spatially-adaptive mode
@@ -160,6 +160,9 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         model = ModelConfig.from_dict(d.pop("model", {}))
+        # settings a run saved before they existed keep the behaviour it was trained with
+        for k, v in (("pad", 0), ("style_view", 0), ("style_texture_power", 0.0), ("content_zoom", (0.5, 1.0))):
+            d.setdefault(k, v)
         names = {f.name for f in dataclasses.fields(cls)}
         for k in ("style_layer_weights", "content_zoom", "style_zoom"):
             if k in d:
