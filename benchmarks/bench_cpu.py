@@ -69,15 +69,9 @@ def run(config: dict, sizes: list[str], repeats: int, timeout: float = 240) -> d
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
+    from dinstyle.runtime import cpu_name
+
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def main() -> None:

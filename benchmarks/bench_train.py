@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -79,11 +78,9 @@ def main() -> None:
     for i, (name, args) in enumerate(configs):
         rows.append((name, run_train(ROOT, args + common, tmp / f"r{i}", a.steps, a.skip)))
     base = rows[0][1]["images_per_s"]
-    cpu = platform.processor() or "CPU"
-    try:
-        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from dinstyle.runtime import cpu_name
+
+    cpu = cpu_name()
     lines = [f"Training throughput, crop {a.crop}, batch {a.batch_size}, {a.steps} steps per run "
              f"(median of log lines after step {a.skip}); {cpu}, {os.cpu_count()} cores; "
              f"{time.strftime('%Y-%m-%d')}", "",

@@ -2,7 +2,6 @@
 peak memory (benchmarks/ holds the scripts that compare it with other networks)."""
 from __future__ import annotations
 
-import platform
 import resource
 import statistics
 import tempfile
@@ -15,6 +14,7 @@ from dinstyle.config import TOOLS
 from dinstyle.engine import Stylizer
 from dinstyle.model import DinParams
 from dinstyle.model.vgg import PARAMETERS as VGG19_TO_RELU4_1_PARAMS
+from dinstyle.runtime import cpu_name
 
 SIZES = {"512x512": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 
@@ -22,13 +22,7 @@ SIZES = {"512x512": (512, 512), "1080p": (1080, 1920), "4K": (2160, 3840)}
 def machine_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or "CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def random_params(st: Stylizer, n: int = 1, mode: str = "standard") -> DinParams:

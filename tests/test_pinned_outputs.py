@@ -25,13 +25,9 @@ TINY = dict(widths=(8, 8, 16), param_hidden=8, deform_kernel=3)
 
 
 def _fingerprint() -> str:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return f"{platform.machine()} | {cpu} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    from dinstyle.runtime import cpu_name
+
+    return f"{platform.machine()} | {cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
 
 
 def _tiny_model(**kw):
@@ -87,15 +83,21 @@ def _model_values() -> dict[str, np.ndarray]:
     return out
 
 
+def _tiny_stylizer(weights: Path):
+    """A CPU Stylizer over the tiny model's weights, saved into ``weights``."""
+    from dinstyle.checkpoint import save_weights
+    from dinstyle.engine import Stylizer
+
+    save_weights(_tiny_model(), weights, trained={"steps": 0, "note": "pinned"})
+    return Stylizer(weights=weights, device="cpu")
+
+
 def _engine_values(tmp_path: Path) -> dict[str, np.ndarray]:
     from PIL import Image
 
-    from dinstyle.checkpoint import save_weights
-    from dinstyle.engine import StatsSmoother, Stylizer
+    from dinstyle.engine import StatsSmoother
 
-    weights = tmp_path / "w"
-    save_weights(_tiny_model(), weights, trained={"steps": 0, "note": "pinned"})
-    st = Stylizer(weights=weights, device="cpu")
+    st = _tiny_stylizer(tmp_path / "w")
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[0:30, 0:44]
     photo = np.clip(np.stack([xx * 5, yy * 8, (xx + yy) * 3], -1) + rng.integers(-20, 20, (30, 44, 3)), 0, 255)
@@ -159,12 +161,7 @@ def _train_values(vgg) -> dict[str, np.ndarray]:
 def _pack_headers(tmp_path: Path) -> dict[str, np.ndarray]:
     from safetensors import safe_open
 
-    from dinstyle.checkpoint import save_weights
-    from dinstyle.engine import Stylizer
-
-    weights = tmp_path / "wp"
-    save_weights(_tiny_model(), weights, trained={"steps": 0, "note": "pinned"})
-    st = Stylizer(weights=weights, device="cpu")
+    st = _tiny_stylizer(tmp_path / "wp")
     rng = np.random.default_rng(6)
     from PIL import Image
 
