@@ -121,6 +121,9 @@ class TrainConfig:
     style_weight: float = 20.0  # 2 gave a colour filter; 20 gives the painting's texture (A/B in the model card)
     # scales each VGG tap's style term (relu1_1 .. relu4_1), after the per-layer balance
     style_layer_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    # Weight of the colour term: sliced Wasserstein distance of the output's RGB colours to the
+    # style image's (losses.color_loss); 0 = off. The VGG mean/std loss alone lets palettes drift.
+    color_weight: float = 0.0
     bank_size: int = 256  # every training image is decoded once to this square size
     # Content crops are replicate-padded by this many pixels before the network and the output
     # cropped back, as the engine does at inference (PAD_MARGIN): the losses never see the reach

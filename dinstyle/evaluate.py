@@ -23,7 +23,7 @@ from dinstyle.config import STYLIZE, TOOLS
 from dinstyle.engine import Stylizer
 from dinstyle.errors import InputError
 from dinstyle.io.images import fit_size, list_images, read_image, resize_rgb
-from dinstyle.metrics import flat_output_fraction, ssim, stripe_energy
+from dinstyle.metrics import color_distance, flat_output_fraction, ssim, stripe_energy
 from dinstyle.model.losses import content_loss, style_loss
 
 
@@ -42,7 +42,7 @@ def score(output: np.ndarray, content: np.ndarray, style: np.ndarray, vgg, conte
     sf = style_feats if style_feats is not None else vgg(_t(style, dev))
     return {"style_loss": float(style_loss(of, sf)[0]), "content_loss": float(content_loss(of, cf)[0]),
             "ssim": ssim(output, content), "flat_const": flat_output_fraction(output, content),
-            "stripe": stripe_energy(output)}
+            "stripe": stripe_energy(output), "color": color_distance(output, style)}
 
 
 @dataclass
@@ -54,6 +54,8 @@ class EvalResult:
     flat_const: float  # share of uniform-input pixels left near-constant (NaN: no uniform regions)
     stripe: float  # 2-pixel pattern energy of the outputs
     content_stripe: float  # the same figure for the content images (what the photos have themselves)
+    color: float  # palette distance of the outputs to their styles (Hellinger, 8x8x8 RGB histograms)
+    content_color: float  # the same for the contents themselves (what doing nothing scores)
     seconds_per_image: float
     per_style: dict[str, dict[str, float]]
 
@@ -128,5 +130,7 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
                       content_loss=avg(allrows, "content_loss"), ssim=avg(allrows, "ssim"),
                       flat_const=avg(allrows, "flat_const"), stripe=avg(allrows, "stripe"),
                       content_stripe=avg([{"s": stripe_energy(c.rgb)} for c in contents], "s"),
+                      color=avg(allrows, "color"),
+                      content_color=avg([{"c": color_distance(c.rgb, styles_cache[s][1])} for c, (s, _) in pairs], "c"),
                       seconds_per_image=float(statistics.median(secs)),
-                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const", "stripe")} for k, v in rows.items()})
+                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const", "stripe", "color")} for k, v in rows.items()})

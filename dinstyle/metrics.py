@@ -43,6 +43,18 @@ def stripe_energy(rgb: np.ndarray, box: int = 8, margin: int = 8) -> float:
     return best
 
 
+def color_distance(a: np.ndarray, b: np.ndarray, bins: int = 8) -> float:
+    """How far the palette of ``a`` is from that of ``b`` (uint8 RGB, any sizes): the Hellinger
+    distance of their ``bins``^3 RGB histograms, 0 (same colours in the same shares) .. 1 (no
+    colour in common). A photo against a painting scores ~0.8; a faithful transfer well below."""
+    def hist(x: np.ndarray) -> np.ndarray:
+        h = cv2.calcHist([np.ascontiguousarray(x)], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).ravel()
+        return h / max(h.sum(), 1.0)
+
+    bc = float(np.sqrt(hist(a) * hist(b)).sum())  # Bhattacharyya coefficient
+    return float(np.sqrt(max(0.0, 1.0 - bc)))
+
+
 def local_std(rgb: np.ndarray, window: int = 5) -> np.ndarray:
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(g, (window, window))

@@ -119,3 +119,56 @@ def test_adaptive_maps_average_to_the_standard_parameters():
     assert torch.allclose(ada["weight"].mean((2, 3)), std["weight"], atol=1e-5)
     assert torch.allclose(ada["bias"].mean((2, 3)), std["bias"], atol=1e-5)
     assert ada["weight"].std((2, 3)).min() > 1e-2  # and the detail is kept
+
+
+def _reference_mean_std(x, eps=1e-5):
+    xf = x.double()
+    m = xf.mean((2, 3), keepdim=True)
+    return m, ((xf.square().mean((2, 3), keepdim=True) - m.square()).clamp_min(0) + eps).sqrt()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_mean_std_gradient_matches_autograd_and_keeps_dtype_and_layout(dtype, channels_last):
+    g = torch.Generator().manual_seed(0)
+    x0 = (torch.randn(3, 5, 7, 6, generator=g) * 2 + 1).to(dtype)
+    if channels_last:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+    wm, ws = torch.randn(3, 5, 1, 1, generator=g), torch.randn(3, 5, 1, 1, generator=g)
+    a, b = x0.clone().requires_grad_(True), x0.clone().requires_grad_(True)
+    ma, sa = calc_mean_std(a)
+    mb, sb = _reference_mean_std(b)
+    ((ma * wm).sum() + (sa * ws).sum()).backward()
+    ((mb * wm).sum() + (sb * ws).sum()).backward()
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    assert ma.dtype == torch.float32 and torch.allclose(sa.double(), sb, atol=1e-5)
+    assert torch.allclose(a.grad.double(), b.grad.double(), atol=tol)
+    assert a.grad.dtype == dtype
+    assert a.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_mean_std_and_relu_mean_pass_gradcheck():
+    from dinstyle.model.din import relu_mean
+
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: calc_mean_std(t), (x,))
+    assert torch.autograd.gradcheck(lambda t: calc_mean_std(t)[0], (x,))  # only the mean used
+    assert torch.autograd.gradcheck(relu_mean, (x,))
+
+
+def test_weight_and_bias_nets_pooled_together_equal_each_alone():
+    from dinstyle.model.din import pooled_pair
+
+    torch.manual_seed(0)
+    a, b = ParamNet(16, 8, 6, init_bias=1.0), ParamNet(16, 8, 6, init_bias=0.0)
+    for net in (a, b):
+        torch.nn.init.normal_(net.conv2.weight, std=0.3)
+    feat = torch.rand(2, 16, 9, 7)
+    wa, wb = pooled_pair(a, b, feat)
+    assert torch.allclose(wa, a(feat, 1), atol=1e-6) and torch.allclose(wb, b(feat, 1), atol=1e-6)
+    (wa.sum() + 2 * wb.sum()).backward()
+    got = [p.grad.clone() for p in (*a.parameters(), *b.parameters())]
+    for p in (*a.parameters(), *b.parameters()):
+        p.grad = None
+    (a(feat, 1).sum() + 2 * b(feat, 1).sum()).backward()
+    assert all(torch.allclose(x, p.grad, atol=1e-6) for x, p in zip(got, (*a.parameters(), *b.parameters())))

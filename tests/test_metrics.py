@@ -22,3 +22,15 @@ def test_stripe_figure_is_zero_on_smooth_images_and_the_offset_on_alternate_rows
 
 def test_stripe_figure_of_a_tiny_image_is_nan():
     assert np.isnan(stripe_energy(np.zeros((12, 12, 3), np.uint8)))
+
+
+def test_colour_distance_is_zero_for_one_palette_and_one_for_disjoint_palettes():
+    import numpy as np
+
+    from dinstyle.metrics import color_distance
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 128, (32, 32, 3), dtype=np.uint8)
+    assert color_distance(a, a[::-1, ::-1]) < 1e-6  # the same colours in other places
+    assert color_distance(a, a + 128) == 1.0  # no colour in common
+    assert 0.0 < color_distance(a, np.clip(a.astype(int) + 40, 0, 255).astype(np.uint8)) < 1.0

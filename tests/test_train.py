@@ -111,6 +111,38 @@ def test_eval_numbers_move_the_right_way(vgg):
     assert same["content_loss"] == 0.0 and abs(same["ssim"] - 1.0) < 1e-9
     assert as_style["style_loss"] < same["style_loss"]
     assert ssim(style, content) < 0.5
+    assert as_style["color"] < 1e-6 and same["color"] > 0.3
+
+
+def test_colour_term_is_zero_for_the_same_colours_and_pulls_towards_the_style():
+    from dinstyle.model.losses import color_loss
+
+    g = torch.Generator().manual_seed(0)
+    style = torch.rand(2, 3, 16, 16, generator=g)
+    shuffled = style.flatten(2)[..., torch.randperm(256, generator=g)].view(2, 3, 16, 16)  # same colours, moved
+    assert float(color_loss(shuffled, style).max()) < 1e-10
+    target = torch.nn.functional.interpolate(style, size=8)  # fewer style points than output points
+    out = (style * 0.3 + 0.5).requires_grad_(True)  # a washed-out palette
+    fixed = torch.Generator().manual_seed(1)
+    before = color_loss(out, target, generator=fixed)
+    assert float(before.min()) > 1e-3
+    opt = torch.optim.SGD([out], lr=100.0)
+    for _ in range(30):  # gradient descent on the colours alone moves them to the style's palette
+        opt.zero_grad()
+        color_loss(out, target).sum().backward()
+        opt.step()
+    after = color_loss(out.detach(), target, generator=torch.Generator().manual_seed(1))
+    assert float(after.sum()) < 0.3 * float(before.sum())
+
+
+def test_training_with_the_colour_term(tmp_path, data):
+    cfg = _cfg(data, color_weight=5.0)
+    train(cfg, tmp_path / "r", max_steps=2)
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert saved["color_weight"] == 5.0
+    log = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    total, parts = log[-1]["loss"], log[-1]["content"] + cfg.style_weight * log[-1]["style"]
+    assert total > parts  # the colour term is in the loss
 
 
 def test_eval_cli_json(tmp_path, images, tiny_weights):

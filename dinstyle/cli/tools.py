@@ -48,6 +48,7 @@ def train(
     warmup: Annotated[Optional[int], typer.Option("--warmup", help=with_default("Steps of linear lr warm-up from this call's first step", T.warmup))] = None,
     style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = None,
     content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.")] = None,
+    color_weight: Annotated[Optional[float], typer.Option("--color-weight", help="Weight of the colour term (sliced Wasserstein distance of the output's RGB colours to the style's; 0 = off).")] = None,
     style_layers: Annotated[Optional[str], typer.Option("--style-layers", help="Weights of the relu1_1,relu2_1,relu3_1,relu4_1 style terms, e.g. 2,1,1,1.")] = None,
     content_zoom: Annotated[Optional[str], typer.Option("--content-zoom", help="Range of output pixels per photo pixel in content crops, e.g. 1,2.")] = None,
     style_view: Annotated[Optional[int], typer.Option("--style-view", help="See styles whole at this size, as at inference (0: random crops at --style-zoom).")] = None,
@@ -88,7 +89,7 @@ def train(
         options = dict(
             content_dir=path(content), style_dir=path(style), data_pack=path(data_pack), vgg=path(vgg), steps=steps,
             batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, style_weight=style_weight,
-            content_weight=content_weight, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
+            content_weight=content_weight, color_weight=color_weight, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
             content_zoom=_floats(content_zoom, 2, "--content-zoom"), style_view=style_view,
             style_zoom=_floats(style_zoom, 2, "--style-zoom"), style_cache_dir=path(style_cache_dir),
             style_texture_power=style_texture, adaptive_prob=adaptive_prob, deformable_prob=deformable_prob,
@@ -231,7 +232,8 @@ def eval_cmd(
     vgg: o.Vgg = None,
 ) -> None:
     """Stylize every content x style pair; report style loss, content loss, SSIM, the share of
-    uniform input pixels left flat, the 2-pixel stripe figure (outputs and contents) and seconds
+    uniform input pixels left flat, the 2-pixel stripe figure (outputs and contents), the colour
+    distance to the style (outputs and contents: 8x8x8 RGB histograms, Hellinger) and seconds
     per image — per DIN mode."""
     with render.errors():
         from dinstyle.evaluate import evaluate_modes

@@ -15,20 +15,72 @@ from torch import Tensor, nn
 Stats = tuple[Tensor, Tensor]  # (mean, std), each (N, C, 1, 1) float32
 
 
-def calc_mean_std(x: Tensor, eps: float = 1e-5) -> Stats:
-    """Channel mean and std over space, in float32: (N, C, H, W) -> 2 x (N, C, 1, 1).
+def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    acc = torch.promote_types(x.dtype, torch.float32)
+    mean = x.mean((2, 3), keepdim=True, dtype=acc)
+    sq = torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True, dtype=acc).square() / (x.shape[2] * x.shape[3])
+    return mean, sq
 
-    Uses E[x^2] - E[x]^2; at inference the second moment comes from ``vector_norm``, which reads
-    the tensor once without a temporary (``var_mean`` is ~15x slower on CPU for large maps).
+
+class _Moments(torch.autograd.Function):
+    """E[x] and E[x^2] over space, in float32, for x of any float dtype and memory layout.
+
+    Forward reads x twice (``mean``, ``vector_norm``) and makes no temporary; backward writes
+    dx = (dE[x] + 2 x dE[x^2]) / HW in one pass, in x's dtype and layout. Autograd's own graph
+    for ``x.float().square().mean()`` costs a copy, a square, a divide, a multiply and an add
+    over the whole map, and a mixed-layout gradient where x is channels-last (the VGG in bf16):
+    in training these passes over the loss network's and the DIN layers' maps were a fifth of
+    a step on the CPU."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> tuple[Tensor, Tensor]:
+        ctx.save_for_backward(x)
+        return _moments(x)
+
+    @staticmethod
+    def backward(ctx, g_mean: Tensor | None, g_sq: Tensor | None) -> Tensor:
+        (x,) = ctx.saved_tensors
+        hw = x.shape[2] * x.shape[3]
+        a = g_mean / hw if g_mean is not None else torch.zeros(x.shape[:2] + (1, 1), device=x.device)
+        if g_sq is None:
+            return a.to(x.dtype).expand_as(x).clone(memory_format=torch.preserve_format)
+        return torch.addcmul(a.to(x.dtype), x, (g_sq * (2.0 / hw)).to(x.dtype))
+
+
+def calc_mean_std(x: Tensor, eps: float = 1e-5) -> Stats:
+    """Channel mean and std over space, in float32 (float64 for float64): (N, C, H, W) -> 2 x (N, C, 1, 1).
+
+    Uses E[x^2] - E[x]^2, the second moment from ``vector_norm``, which reads the tensor once
+    without a temporary (``var_mean`` is ~15x slower on CPU for large maps); with gradients,
+    through ``_Moments`` (a one-pass backward).
     """
-    xf = x.float()
-    mean = xf.mean((2, 3), keepdim=True)
-    if xf.requires_grad:
-        sq = xf.square().mean((2, 3), keepdim=True)
-    else:
-        sq = torch.linalg.vector_norm(xf, dim=(2, 3), keepdim=True).square() / (x.shape[2] * x.shape[3])
+    mean, sq = _Moments.apply(x) if x.requires_grad else _moments(x)
     var = (sq - mean.square()).clamp_min(0.0)
     return mean, (var + eps).sqrt()
+
+
+class _ReluMean(torch.autograd.Function):
+    """relu(y) averaged over space -> (N, C, 1, 1); backward writes dy = [y > 0] dm / HW in one
+    pass in y's layout (autograd's divide, expand and mixed-layout ReLU backward took ~0.3 s
+    per training step on the weight/bias nets' largest map)."""
+
+    @staticmethod
+    def forward(ctx, y: Tensor) -> Tensor:
+        ctx.dtype = y.dtype
+        ctx.save_for_backward(y > 0)
+        return F.relu(y).mean((2, 3), keepdim=True, dtype=torch.promote_types(y.dtype, torch.float32))
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        (mask,) = ctx.saved_tensors
+        return mask * (g / (mask.shape[2] * mask.shape[3])).to(ctx.dtype)
+
+
+def relu_mean(y: Tensor) -> Tensor:
+    """relu(y) averaged over space -> (N, C, 1, 1), summed in float32 (or float64) whatever y's dtype."""
+    if y.requires_grad:
+        return _ReluMean.apply(y)
+    return F.relu(y).mean((2, 3), keepdim=True, dtype=torch.promote_types(y.dtype, torch.float32))
 
 
 def instance_norm(x: Tensor, eps: float = 1e-5, stats: Stats | None = None) -> Tensor:
@@ -132,10 +184,23 @@ class ParamNet(nn.Module):
             # conv2 is linear, so pooling its output over the map equals conv2's summed kernel
             # applied to the pooled hidden map (up to the zero padding at the map's border): the
             # 3x3 conv then runs once instead of at every position (~3x cheaper; it matters in training)
-            h = F.relu(self.conv1(feat)).mean((2, 3), keepdim=True)  # (N, hidden, 1, 1)
-            return F.conv2d(h, self.conv2.weight.sum((2, 3), keepdim=True), self.conv2.bias)  # (N, out, 1, 1)
+            return self.from_pooled(relu_mean(self.conv1(feat)))
         h = self.conv2(F.relu(self.conv1(feat)))  # (N, out, h, w)
         return h if size is None else F.adaptive_avg_pool2d(h, size)  # (N, out, size, size)
+
+    def from_pooled(self, h: Tensor) -> Tensor:
+        """conv2 on the pooled hidden map (N, hidden, 1, 1) -> (N, out, 1, 1)."""
+        return F.conv2d(h, self.conv2.weight.sum((2, 3), keepdim=True), self.conv2.bias)
+
+
+def pooled_pair(a: ParamNet, b: ParamNet, feat: Tensor) -> tuple[Tensor, Tensor]:
+    """``a(feat, 1), b(feat, 1)`` for two nets on the same style map, with both first convs run
+    as one: the map (the largest tensor of the step at relu2_1) is read once, not twice."""
+    w = torch.cat([a.conv1.weight, b.conv1.weight])
+    bias = torch.cat([a.conv1.bias, b.conv1.bias])
+    h = relu_mean(F.conv2d(feat, w, bias))  # (N, 2 hidden, 1, 1)
+    ha, hb = h.split([a.conv1.out_channels, b.conv1.out_channels], 1)
+    return a.from_pooled(ha), b.from_pooled(hb)
 
 
 def texture_map(h: Tensor, window: int, mean: Tensor | None = None) -> Tensor:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dinstyle.model.din import ParamNet, Stats, din_affine, din_conv, din_deformable, texture_map
+from dinstyle.model.din import ParamNet, Stats, din_affine, din_conv, din_deformable, pooled_pair, texture_map
 
 Shape = tuple[int, ...]
 
@@ -76,10 +76,11 @@ class Standard(DinKind):
 
     def predict(self, layer, feat):
         k = layer.kernel_size
+        if k == 1:
+            weight, bias = pooled_pair(layer.weight_net, layer.bias_net, feat)
+            return {"weight": weight.flatten(1), "bias": bias.flatten(1)}  # (N, C) each
         weight = layer.weight_net(feat, k)  # (N, C, k, k)
         bias = layer.bias_net(feat, 1).flatten(1)  # (N, C)
-        if k == 1:
-            weight = weight.flatten(1)  # (N, C)
         return {"weight": weight, "bias": bias}
 
     def apply(self, layer, x, p, stats, origin):

@@ -6,6 +6,8 @@ the style weight on about the same footing as AdaIN's / MicroAST's with the norm
 """
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from dinstyle.config import VGG_TAP_SCALE, VGG_TAPS
@@ -37,3 +39,23 @@ def style_loss_stats(out_feats: dict[str, Tensor], target: dict[str, tuple[Tenso
         total = total + term * (w / VGG_TAP_SCALE[t] ** 2)
     return total
 
+
+
+def color_loss(out: Tensor, style: Tensor, directions: int = 16, generator: torch.Generator | None = None) -> Tensor:
+    """Sliced Wasserstein distance (squared) between the RGB colours of ``out`` (N, 3, H, W) and
+    of ``style`` (N, 3, h, w), per sample -> (N,).
+
+    The VGG statistics match each channel's mean and spread, not which colours occur together:
+    a blue-and-yellow painting can come out pink and orange with the same statistics. Here every
+    pixel is a point in RGB space; both point sets are projected on ``directions`` random unit
+    vectors, sorted, and their quantiles compared, which measures the whole colour distribution
+    (which colours, in which shares) and is differentiable through the sort."""
+    x = out.flatten(2).float()  # (N, 3, P)
+    y = style.flatten(2).float()  # (N, 3, Q)
+    d = torch.randn(directions, 3, generator=generator, device=x.device if generator is None else "cpu").to(x.device)
+    d = d / d.norm(dim=1, keepdim=True)
+    px = torch.einsum("kc,ncp->nkp", d, x).sort(-1).values  # (N, K, P)
+    py = torch.einsum("kc,ncq->nkq", d, y).sort(-1).values  # (N, K, Q)
+    if py.shape[-1] != px.shape[-1]:  # the style's quantiles at the output's P points
+        py = F.interpolate(py, size=px.shape[-1], mode="linear", align_corners=True)
+    return (px - py).square().mean((1, 2))

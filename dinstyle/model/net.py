@@ -61,9 +61,9 @@ class UpBlock(nn.Module):
         self.pw = nn.Conv2d(cin, cout, 1)
         self.dw = nn.Conv2d(cout, cout, 3, 1, 1, groups=cout)
 
-    def forward(self, x: Tensor, size: torch.Size) -> Tensor:
+    def forward(self, x: Tensor, size: torch.Size, keep: tuple[slice, slice] | None = None) -> Tensor:
         x = F.interpolate(self.pw(x), size=size, mode="bilinear", align_corners=False)
-        return self.dw(x)
+        return self.dw(x if keep is None else x[..., keep[0], keep[1]])
 
 
 class ContentEncoder(nn.Module):
@@ -141,9 +141,29 @@ class Decoder(nn.Module):
         else:
             raise ValueError(f"unknown decoder head {cfg.head!r} (bilinear or shuffle)")
 
-    def forward(self, d: list[Tensor]) -> Tensor:
+    def margins(self) -> tuple[int, int, int]:
+        """How far (in each level's own pixels, finest level first) a level's map must extend
+        beyond a window of the output for the window to decode exactly: the reach of the 3x3
+        convs, residual blocks and bilinear steps that follow it, plus the next level's margin."""
+        n_dec = len(self.res1)
+        m1 = 4 + 2 * n_dec  # up1's 3x3, res1, head 3x3, bilinear x2, refine 3x3
+        m2 = -(-m1 // 2) + 2 + 2 * n_dec  # up2's 3x3, res2, bilinear x2
+        m3 = -(-m2 // 2) + 2 * len(self.res) + 1  # res, bilinear x2
+        return m1, m2, m3
+
+    def forward(self, d: list[Tensor], window: tuple[int, int, int, int] | None = None) -> Tensor:
         """``d``: the DIN outputs, finest first. The list is emptied as the levels are used, so a
-        huge image's feature maps are freed as soon as possible."""
+        huge image's feature maps are freed as soon as possible.
+
+        ``window`` (top, left, height, width) in output pixels, multiples of 4u: decode only that
+        part of the image (training on padded crops). Each level is cut to the window plus its
+        ``margins()``, so the result equals the whole decode cut to the window at a fraction of
+        the cost (the decoder is local; the DIN statistics were taken on the whole maps before)."""
+        if window is not None and self.kind == "bilinear":
+            return self._forward_window(d, window)
+        if window is not None:  # the sub-pixel head: decode everything, then cut
+            t, l, h, w = window
+            return self.forward(d)[..., t:t + h, l:l + w]
         h = self.res(d.pop())  # (N, c3, H/4u, W/4u)
         d2 = d.pop()
         h = self.res2(F.relu_(self.up2(h, d2.shape[-2:]).add_(d2)))  # (N, c2, H/2u, W/2u)
@@ -158,6 +178,33 @@ class Decoder(nn.Module):
         if self.unshuffle > 1:
             out = F.pixel_shuffle(out, self.unshuffle)
         return out  # (N, 3, H, W), RGB in about [0, 1]
+
+    def _forward_window(self, d: list[Tensor], window: tuple[int, int, int, int]) -> Tensor:
+        t, l, hh, ww = window
+        u = self.unshuffle
+        if any(v % (4 * u) for v in window):
+            raise ValueError(f"decoder window {window} must be in multiples of {4 * u} pixels")
+        spans = []  # per level, finest first: (y0, y1, x0, x1) in that level's pixels
+        for m, f, s in zip(self.margins(), d, (u, 2 * u, 4 * u)):
+            H, W = f.shape[-2:]
+            spans.append((max(t // s - m, 0), min((t + hh) // s + m, H), max(l // s - m, 0), min((l + ww) // s + m, W)))
+
+        def cut(f: Tensor, sp) -> Tensor:
+            return f[..., sp[0]:sp[1], sp[2]:sp[3]]
+
+        def keep(fine, coarse) -> tuple[slice, slice]:  # the fine span inside the x2 up-sampled coarse span
+            return (slice(fine[0] - 2 * coarse[0], fine[1] - 2 * coarse[0]),
+                    slice(fine[2] - 2 * coarse[2], fine[3] - 2 * coarse[2]))
+
+        s1, s2, s3 = spans
+        h = self.res(cut(d.pop(), s3))
+        size3 = (2 * (s3[1] - s3[0]), 2 * (s3[3] - s3[2]))
+        h = self.res2(F.relu_(self.up2(h, size3, keep(s2, s3)).add_(cut(d.pop(), s2))))
+        size2 = (2 * (s2[1] - s2[0]), 2 * (s2[3] - s2[2]))
+        h = self.res1(F.relu_(self.up1(h, size2, keep(s1, s2)).add_(cut(d.pop(), s1))))
+        out = self.head(h, (h.shape[-2] * u, h.shape[-1] * u))
+        y0, x0 = t - s1[0] * u, l - s1[2] * u
+        return out[..., y0:y0 + hh, x0:x0 + ww]
 
 
 def convert_state(state: dict[str, Tensor], model: "DinStyleNet") -> tuple[dict[str, Tensor], list[str]]:
@@ -212,7 +259,17 @@ class DinStyleNet(nn.Module):
     def style_params(self, vgg_feats: dict[str, Tensor], mode: str | DinKind = "standard") -> DinParams:
         # The unnormalised VGG's taps differ ~20x in scale: bring each to about unit mean first.
         kind = kind_of(mode)
-        return DinParams(kind, tuple(kind.predict(din, vgg_feats[tap].float() / VGG_TAP_SCALE[tap])
+
+        dt = torch.float32  # the nets' dtype: float32, or bf16 under a CPU bf16 autocast (training)
+        if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            dt = torch.bfloat16
+
+        def scaled(tap: str) -> Tensor:  # in the nets' dtype (maps are cached in float16), scaled in place if copied
+            f = vgg_feats[tap]
+            x = f.to(dt)
+            return x / VGG_TAP_SCALE[tap] if x is f else x.div_(VGG_TAP_SCALE[tap])
+
+        return DinParams(kind, tuple(kind.predict(din, scaled(tap))
                                      for din, tap in zip(self.dins, self.cfg.style_taps)))
 
     def missing(self, mode: str | DinKind) -> str | None:
@@ -231,7 +288,7 @@ class DinStyleNet(nn.Module):
     def forward(self, content: Tensor, params: DinParams, strength: float = 1.0,
                 stats: list[Stats] | None = None,
                 stats_hook: Callable[[list[Stats]], list[Stats]] | None = None,
-                origin: tuple[int, int] = (0, 0)) -> Tensor:
+                origin: tuple[int, int] = (0, 0), window: tuple[int, int, int, int] | None = None) -> Tensor:
         """content (N, 3, H, W) RGB [0, 1], H and W multiples of ``multiple`` -> stylized (N, 3, H, W).
 
         ``strength`` blends each DIN output with the plain content features (1 = full style,
@@ -239,13 +296,15 @@ class DinStyleNet(nn.Module):
         (whole-image statistics for tiles); ``stats_hook`` maps this batch's own statistics to the
         ones used (smoothed over time for video). ``origin`` is the input's top-left pixel in a
         larger image (tiles): the spatially-adaptive maps continue across tiles from it.
+        ``window`` (top, left, height, width) returns only that part of the output, decoding
+        little more than it (see ``Decoder.forward``): training crops padded by a margin.
         """
         feats = self.encoder(content)
         if stats is None and stats_hook is not None:
             stats = stats_hook([calc_mean_std(f, self.cfg.eps) for f in feats])
         d = self.apply_din(feats, params, strength, stats, origin)
         del feats  # the decoder frees each level's map once used
-        return self.decoder(d)
+        return self.decoder(d, window)
 
     def apply_din(self, feats: list[Tensor], params: DinParams, strength: float = 1.0,
                   stats: list[Stats] | None = None, origin: tuple[int, int] = (0, 0)) -> list[Tensor]:

@@ -29,7 +29,7 @@ from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.io.files import atomic_path, atomic_write_bytes
 from dinstyle.io.images import write_image
 from dinstyle.model import DinStyleNet, VGGEncoder
-from dinstyle.model.losses import content_loss, style_loss_stats
+from dinstyle.model.losses import color_loss, content_loss, style_loss_stats
 from dinstyle.runtime import resolve_device
 from dinstyle.train.cache import StyleCache, cache_key
 from dinstyle.train.data import (ImageBank, Plan, crop_views, draw_plan, style_probabilities, texture_energy,
@@ -110,29 +110,37 @@ class StyleTransferLoss(nn.Module):
         super().__init__()
         self.model, self.vgg = model, vgg
         self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
+        self.color_weight = cfg.color_weight
         self.layer_weights = tuple(cfg.style_layer_weights)
         self.pad = cfg.pad
         self.amp = amp
         self.device = device or torch.device("cpu")
 
     def forward(self, content: torch.Tensor, style_maps: dict[str, torch.Tensor],
-                style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard"):
+                style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard",
+                style_rgb: torch.Tensor | None = None):
         vgg_amp = _autocast(self.device, self.amp)
         model_amp = vgg_amp if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), _autocast(self.device, self.amp):
             cf = self.vgg(content, taps=("relu4_1",))
         with model_amp:
-            maps = style_maps if self.device.type == "cuda" else {t: v.float() for t, v in style_maps.items()}
             p = self.pad
             x = torch.nn.functional.pad(content, (p, p, p, p), mode="replicate") if p else content
-            out = self.model(x, self.model.style_params(maps, mode))
-            if p:
-                out = out[..., p:-p, p:-p]
+            with _autocast(self.device, self.amp):  # the weight/bias nets: 1x1 convs on large style maps, fast in bf16 on CPUs too
+                params = self.model.style_params(style_maps, mode)
+            if p and all(v % 8 == 0 for v in (p, *content.shape[-2:])):  # decode the crop, not its margin
+                out = self.model(x, params, window=(p, p, *content.shape[-2:]))
+            else:
+                out = self.model(x, params)
+                out = out[..., p:-p, p:-p] if p else out
         with _autocast(self.device, self.amp):
             of = self.vgg(out)
         lc = content_loss(of, cf).mean()
         ls = style_loss_stats(of, style_stats, layer_weights=self.layer_weights).mean()
-        return self.content_weight * lc + self.style_weight * ls, lc, ls, out
+        total = self.content_weight * lc + self.style_weight * ls
+        if self.color_weight and style_rgb is not None:
+            total = total + self.color_weight * color_loss(out, style_rgb).mean()
+        return total, lc, ls, out
 
 
 def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
@@ -145,10 +153,11 @@ def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch
 
 
 def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style_maps, style_stats,
-               mode: str = "standard", scaler: torch.amp.GradScaler | None = None):
+               mode: str = "standard", scaler: torch.amp.GradScaler | None = None,
+               style_rgb: torch.Tensor | None = None):
     """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped). Returns the
     (total, content, style) losses as detached tensors (no host sync) and the output."""
-    loss, lc, ls, out = net(content, style_maps, style_stats, mode)
+    loss, lc, ls, out = net(content, style_maps, style_stats, mode, style_rgb)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -307,6 +316,13 @@ class Batches:
             feats, stats = style_targets(self.vgg, images)
         return images, {t: feats[t] for t in self.map_taps}, stats
 
+    def style_colors(self, plan: Plan, images: torch.Tensor | None = None) -> torch.Tensor:
+        """The plan's style images, every k-th pixel (about 64 x 64 points each): what the colour
+        term compares the outputs' colours with."""
+        images = self.style_images(plan.style, plan) if images is None else images
+        k = max(1, min(images.shape[-2:]) // 64)
+        return images[..., ::k, ::k].float()
+
     def _channels(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
@@ -424,20 +440,21 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if channels_last:
                 content = content.contiguous(memory_format=torch.channels_last)
             style_imgs, maps, stats = batches.style(plan)
+            style_rgb = batches.style_colors(plan, style_imgs) if cfg.color_weight else None
             # optional speed path: 20 eager steps, then 20 compiled ones; the faster is kept
             use_compiled = compiled is not None and (speed["compiled"] is True or (
                 speed["compiled"] is None and step - start >= GUARD_STEPS))
             if use_compiled:
                 loss_mod.model = compiled
             try:
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb)
             except Exception as e:
                 if not use_compiled:
                     raise
                 loss_mod.model = model  # the compiled path failed: go on in eager mode
                 speed["compiled"] = False
                 last["compile"] = f"off ({type(e).__name__})"
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb)
             finally:
                 loss_mod.model = model
             acc += losses
