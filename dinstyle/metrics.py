@@ -48,7 +48,9 @@ def color_distance(a: np.ndarray, b: np.ndarray, bins: int = 8) -> float:
     distance of their ``bins``^3 RGB histograms, 0 (same colours in the same shares) .. 1 (no
     colour in common). A photo against a painting scores ~0.8; a faithful transfer well below."""
     def hist(x: np.ndarray) -> np.ndarray:
-        h = cv2.calcHist([np.ascontiguousarray(x)], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).ravel()
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
+            raise ValueError(f"color_distance wants uint8 RGB images, got {x.dtype} {x.shape}")
+        h = cv2.calcHist([np.ascontiguousarray(x)], [0, 1, 2], None, [bins] * 3, [0, 256] * 3).ravel().astype(np.float64)
         return h / max(h.sum(), 1.0)
 
     bc = float(np.sqrt(hist(a) * hist(b)).sum())  # Bhattacharyya coefficient

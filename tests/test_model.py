@@ -166,24 +166,29 @@ def test_a_shuffle_head_converts_to_a_bilinear_head_that_starts_from_its_output(
     assert torch.allclose(b, expect, atol=1e-5)
 
 
-@pytest.mark.parametrize("dec_blocks", [0, 1])
+@pytest.mark.parametrize("unshuffle,n_res,dec_blocks", [(2, 2, 0), (2, 2, 1), (1, 0, 2), (2, 1, 2)])
 @pytest.mark.parametrize("mode", ["standard", "adaptive"])
-def test_decoding_a_window_equals_the_whole_decode_cut_to_it(dec_blocks, mode):
+def test_decoding_a_window_equals_the_whole_decode_cut_to_it(unshuffle, n_res, dec_blocks, mode):
     """Training decodes only the crop inside its padding margin: the same pixels as decoding all."""
     torch.manual_seed(0)
-    m = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8, dec_blocks=dec_blocks)).eval()
+    m = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8, unshuffle=unshuffle, n_res=n_res,
+                                dec_blocks=dec_blocks)).eval()
     for mod in m.modules():  # no zero-initialised (identity) parts: every conv's reach counts
         if isinstance(mod, torch.nn.Conv2d):
             torch.nn.init.normal_(mod.weight, std=0.3)
-    x = torch.rand(2, 3, 192, 160)
-    p = _params(m, 2, mode)
+    p = _params(m, 2, mode).map(lambda t: t.detach().double())  # the style path runs in float32
+    m.double()
+    x = torch.rand(2, 3, 192, 160, dtype=torch.float64)
     with torch.no_grad():
         full = m(x, p)
-        for t, l, h, w in [(64, 48, 64, 64), (0, 0, 96, 96), (128, 64, 64, 96), (8, 16, 8, 24)]:
+        for t, l, h, w in [(64, 48, 64, 64), (0, 0, 96, 96), (128, 64, 64, 96), (8, 16, 8, 24), (0, 0, 192, 160)]:
             part = m(x, p, window=(t, l, h, w))
             assert part.shape == (2, 3, h, w)
-            assert torch.allclose(part, full[..., t:t + h, l:l + w], atol=1e-4 * full.abs().max())
-        with pytest.raises(ValueError):
-            m(x, p, window=(4, 0, 64, 64))
+            assert torch.allclose(part, full[..., t:t + h, l:l + w], rtol=0, atol=1e-9 * full.abs().max())
+        for bad in [(2, 0, 64, 64), (128, 64, 128, 64), (-8, 0, 64, 64)]:  # unaligned, past the edge, outside
+            with pytest.raises(ValueError):
+                m(x, p, window=bad)
+        with pytest.raises(ValueError):  # an image side that does not halve evenly at every level
+            m(torch.rand(1, 3, 198, 160, dtype=torch.float64), p.map(lambda t: t[:1]), window=(0, 0, 64, 64))
     # the window is a real saving: the finest level decodes the window and its margin only
     assert 2 * m.decoder.margins()[0] * m.cfg.unshuffle < 64

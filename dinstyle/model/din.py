@@ -38,13 +38,12 @@ class _Moments(torch.autograd.Function):
         return _moments(x)
 
     @staticmethod
-    def backward(ctx, g_mean: Tensor | None, g_sq: Tensor | None) -> Tensor:
+    def backward(ctx, g_mean: Tensor, g_sq: Tensor) -> Tensor:
         (x,) = ctx.saved_tensors
         hw = x.shape[2] * x.shape[3]
-        a = g_mean / hw if g_mean is not None else torch.zeros(x.shape[:2] + (1, 1), device=x.device)
-        if g_sq is None:
-            return a.to(x.dtype).expand_as(x).clone(memory_format=torch.preserve_format)
-        return torch.addcmul(a.to(x.dtype), x, (g_sq * (2.0 / hw)).to(x.dtype))
+        # autograd passes zeros for an unused output; the coefficients stay in float32 (the two
+        # terms cancel where a channel's mean is large against its spread), the result is x's dtype
+        return torch.addcmul(g_mean / hw, x, g_sq * (2.0 / hw), out=torch.empty_like(x))
 
 
 def calc_mean_std(x: Tensor, eps: float = 1e-5) -> Stats:

@@ -182,12 +182,16 @@ class Decoder(nn.Module):
     def _forward_window(self, d: list[Tensor], window: tuple[int, int, int, int]) -> Tensor:
         t, l, hh, ww = window
         u = self.unshuffle
-        if any(v % (4 * u) for v in window):
-            raise ValueError(f"decoder window {window} must be in multiples of {4 * u} pixels")
+        H, W = d[0].shape[-2] * u, d[0].shape[-1] * u
+        if any(v % (4 * u) for v in window) or any(f.shape[-2:] != (2 * g.shape[-2], 2 * g.shape[-1])
+                                                   for f, g in zip(d, d[1:])):
+            raise ValueError(f"decoder window {window} and the image size must be multiples of {4 * u} pixels")
+        if t < 0 or l < 0 or hh <= 0 or ww <= 0 or t + hh > H or l + ww > W:
+            raise ValueError(f"decoder window {window} is not inside the {W}x{H} image")
         spans = []  # per level, finest first: (y0, y1, x0, x1) in that level's pixels
         for m, f, s in zip(self.margins(), d, (u, 2 * u, 4 * u)):
-            H, W = f.shape[-2:]
-            spans.append((max(t // s - m, 0), min((t + hh) // s + m, H), max(l // s - m, 0), min((l + ww) // s + m, W)))
+            fh, fw = f.shape[-2:]
+            spans.append((max(t // s - m, 0), min((t + hh) // s + m, fh), max(l // s - m, 0), min((l + ww) // s + m, fw)))
 
         def cut(f: Tensor, sp) -> Tensor:
             return f[..., sp[0]:sp[1], sp[2]:sp[3]]

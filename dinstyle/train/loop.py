@@ -118,7 +118,7 @@ class StyleTransferLoss(nn.Module):
 
     def forward(self, content: torch.Tensor, style_maps: dict[str, torch.Tensor],
                 style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard",
-                style_rgb: torch.Tensor | None = None):
+                style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None):
         vgg_amp = _autocast(self.device, self.amp)
         model_amp = vgg_amp if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), _autocast(self.device, self.amp):
@@ -128,7 +128,7 @@ class StyleTransferLoss(nn.Module):
             x = torch.nn.functional.pad(content, (p, p, p, p), mode="replicate") if p else content
             with _autocast(self.device, self.amp):  # the weight/bias nets: 1x1 convs on large style maps, fast in bf16 on CPUs too
                 params = self.model.style_params(style_maps, mode)
-            if p and all(v % 8 == 0 for v in (p, *content.shape[-2:])):  # decode the crop, not its margin
+            if p and all(v % self.model.multiple == 0 for v in (p, *content.shape[-2:])):  # decode the crop, not its margin
                 out = self.model(x, params, window=(p, p, *content.shape[-2:]))
             else:
                 out = self.model(x, params)
@@ -139,7 +139,7 @@ class StyleTransferLoss(nn.Module):
         ls = style_loss_stats(of, style_stats, layer_weights=self.layer_weights).mean()
         total = self.content_weight * lc + self.style_weight * ls
         if self.color_weight and style_rgb is not None:
-            total = total + self.color_weight * color_loss(out, style_rgb).mean()
+            total = total + self.color_weight * color_loss(out, style_rgb, generator=color_gen).mean()
         return total, lc, ls, out
 
 
@@ -154,10 +154,10 @@ def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch
 
 def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style_maps, style_stats,
                mode: str = "standard", scaler: torch.amp.GradScaler | None = None,
-               style_rgb: torch.Tensor | None = None):
+               style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None):
     """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped). Returns the
     (total, content, style) losses as detached tensors (no host sync) and the output."""
-    loss, lc, ls, out = net(content, style_maps, style_stats, mode, style_rgb)
+    loss, lc, ls, out = net(content, style_maps, style_stats, mode, style_rgb, color_gen)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -441,20 +441,21 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 content = content.contiguous(memory_format=torch.channels_last)
             style_imgs, maps, stats = batches.style(plan)
             style_rgb = batches.style_colors(plan, style_imgs) if cfg.color_weight else None
+            color_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.color_weight else None
             # optional speed path: 20 eager steps, then 20 compiled ones; the faster is kept
             use_compiled = compiled is not None and (speed["compiled"] is True or (
                 speed["compiled"] is None and step - start >= GUARD_STEPS))
             if use_compiled:
                 loss_mod.model = compiled
             try:
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen)
             except Exception as e:
                 if not use_compiled:
                     raise
                 loss_mod.model = model  # the compiled path failed: go on in eager mode
                 speed["compiled"] = False
                 last["compile"] = f"off ({type(e).__name__})"
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen)
             finally:
                 loss_mod.model = model
             acc += losses
