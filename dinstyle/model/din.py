@@ -23,7 +23,7 @@ def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class _Moments(torch.autograd.Function):
-    """E[x] and E[x^2] over space, in float32, for x of any float dtype and memory layout.
+    """E[x] and E[x^2] over space, in float32 (float64 for float64), for x of any float dtype and layout.
 
     Forward reads x twice (``mean``, ``vector_norm``) and makes no temporary; backward writes
     dx = (dE[x] + 2 x dE[x^2]) / HW in one pass, in x's dtype and layout. Autograd's own graph
@@ -67,7 +67,7 @@ class _ReluMean(torch.autograd.Function):
     def forward(ctx, y: Tensor) -> Tensor:
         ctx.dtype = y.dtype
         ctx.save_for_backward(y > 0)
-        return F.relu(y).mean((2, 3), keepdim=True, dtype=torch.promote_types(y.dtype, torch.float32))
+        return _relu_mean(y)
 
     @staticmethod
     def backward(ctx, g: Tensor) -> Tensor:
@@ -75,11 +75,13 @@ class _ReluMean(torch.autograd.Function):
         return mask * (g / (mask.shape[2] * mask.shape[3])).to(ctx.dtype)
 
 
+def _relu_mean(y: Tensor) -> Tensor:
+    return F.relu(y).mean((2, 3), keepdim=True, dtype=torch.promote_types(y.dtype, torch.float32))
+
+
 def relu_mean(y: Tensor) -> Tensor:
     """relu(y) averaged over space -> (N, C, 1, 1), summed in float32 (or float64) whatever y's dtype."""
-    if y.requires_grad:
-        return _ReluMean.apply(y)
-    return F.relu(y).mean((2, 3), keepdim=True, dtype=torch.promote_types(y.dtype, torch.float32))
+    return _ReluMean.apply(y) if y.requires_grad else _relu_mean(y)
 
 
 def instance_norm(x: Tensor, eps: float = 1e-5, stats: Stats | None = None) -> Tensor:

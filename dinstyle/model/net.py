@@ -159,27 +159,47 @@ class Decoder(nn.Module):
         part of the image (training on padded crops). Each level is cut to the window plus its
         ``margins()``, so the result equals the whole decode cut to the window at a fraction of
         the cost (the decoder is local; the DIN statistics were taken on the whole maps before)."""
-        if window is not None and self.kind == "bilinear":
-            return self._forward_window(d, window)
-        if window is not None:  # the sub-pixel head: decode everything, then cut
-            t, l, h, w = window
-            return self.forward(d)[..., t:t + h, l:l + w]
-        h = self.res(d.pop())  # (N, c3, H/4u, W/4u)
-        d2 = d.pop()
-        h = self.res2(F.relu_(self.up2(h, d2.shape[-2:]).add_(d2)))  # (N, c2, H/2u, W/2u)
+        spans = None
+        if window is not None:
+            if self.kind != "bilinear":  # the sub-pixel head: decode everything, then cut
+                t, l, hh, ww = window
+                return self.forward(d)[..., t:t + hh, l:l + ww]
+            spans = self._spans(d, window)
+
+        def level(i: int) -> Tensor:  # the DIN output of level i (0 = finest), cut to its span
+            f = d.pop()
+            return f if spans is None else f[..., spans[i][0]:spans[i][1], spans[i][2]:spans[i][3]]
+
+        def up(block: UpBlock, h: Tensor, fine: Tensor, i: int) -> Tensor:  # h x2 onto level i's map
+            if spans is None:
+                return block(h, fine.shape[-2:])
+            f, c = spans[i], spans[i + 1]  # level i's span inside the x2 up-sampled span of level i+1
+            keep = (slice(f[0] - 2 * c[0], f[1] - 2 * c[0]), slice(f[2] - 2 * c[2], f[3] - 2 * c[2]))
+            return block(h, (2 * h.shape[-2], 2 * h.shape[-1]), keep)
+
+        h = self.res(level(2))  # (N, c3, H/4u, W/4u)
+        d2 = level(1)
+        h = self.res2(F.relu_(up(self.up2, h, d2, 1).add_(d2)))  # (N, c2, H/2u, W/2u)
         del d2
-        d1 = d.pop()
-        h = self.res1(F.relu_(self.up1(h, d1.shape[-2:]).add_(d1)))  # (N, c1, H/u, W/u)
+        d1 = level(0)
+        h = self.res1(F.relu_(up(self.up1, h, d1, 0).add_(d1)))  # (N, c1, H/u, W/u)
         del d1
         if self.kind == "bilinear":
             u = self.unshuffle
-            return self.head(h, (h.shape[-2] * u, h.shape[-1] * u))  # (N, 3, H, W)
+            out = self.head(h, (h.shape[-2] * u, h.shape[-1] * u))  # (N, 3, H, W)
+            if spans is None:
+                return out
+            t, l, hh, ww = window
+            y0, x0 = t - spans[0][0] * u, l - spans[0][2] * u
+            return out[..., y0:y0 + hh, x0:x0 + ww]
         out = self.head(h)  # (N, 3u^2, H/u, W/u)
         if self.unshuffle > 1:
             out = F.pixel_shuffle(out, self.unshuffle)
         return out  # (N, 3, H, W), RGB in about [0, 1]
 
-    def _forward_window(self, d: list[Tensor], window: tuple[int, int, int, int]) -> Tensor:
+    def _spans(self, d: list[Tensor], window: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+        """Per level, finest first: (y0, y1, x0, x1) in that level's pixels, the part of its map
+        that reaches ``window`` (the window plus ``margins()``, clipped to the map)."""
         t, l, hh, ww = window
         u = self.unshuffle
         H, W = d[0].shape[-2] * u, d[0].shape[-1] * u
@@ -188,27 +208,11 @@ class Decoder(nn.Module):
             raise ValueError(f"decoder window {window} and the image size must be multiples of {4 * u} pixels")
         if t < 0 or l < 0 or hh <= 0 or ww <= 0 or t + hh > H or l + ww > W:
             raise ValueError(f"decoder window {window} is not inside the {W}x{H} image")
-        spans = []  # per level, finest first: (y0, y1, x0, x1) in that level's pixels
+        spans = []
         for m, f, s in zip(self.margins(), d, (u, 2 * u, 4 * u)):
             fh, fw = f.shape[-2:]
             spans.append((max(t // s - m, 0), min((t + hh) // s + m, fh), max(l // s - m, 0), min((l + ww) // s + m, fw)))
-
-        def cut(f: Tensor, sp) -> Tensor:
-            return f[..., sp[0]:sp[1], sp[2]:sp[3]]
-
-        def keep(fine, coarse) -> tuple[slice, slice]:  # the fine span inside the x2 up-sampled coarse span
-            return (slice(fine[0] - 2 * coarse[0], fine[1] - 2 * coarse[0]),
-                    slice(fine[2] - 2 * coarse[2], fine[3] - 2 * coarse[2]))
-
-        s1, s2, s3 = spans
-        h = self.res(cut(d.pop(), s3))
-        size3 = (2 * (s3[1] - s3[0]), 2 * (s3[3] - s3[2]))
-        h = self.res2(F.relu_(self.up2(h, size3, keep(s2, s3)).add_(cut(d.pop(), s2))))
-        size2 = (2 * (s2[1] - s2[0]), 2 * (s2[3] - s2[2]))
-        h = self.res1(F.relu_(self.up1(h, size2, keep(s1, s2)).add_(cut(d.pop(), s1))))
-        out = self.head(h, (h.shape[-2] * u, h.shape[-1] * u))
-        y0, x0 = t - s1[0] * u, l - s1[2] * u
-        return out[..., y0:y0 + hh, x0:x0 + ww]
+        return spans
 
 
 def convert_state(state: dict[str, Tensor], model: "DinStyleNet") -> tuple[dict[str, Tensor], list[str]]:

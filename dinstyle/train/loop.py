@@ -123,11 +123,11 @@ class StyleTransferLoss(nn.Module):
         model_amp = vgg_amp if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), _autocast(self.device, self.amp):
             cf = self.vgg(content, taps=("relu4_1",))
+        with _autocast(self.device, self.amp):  # the weight/bias nets: 1x1 convs on large style maps, fast in bf16 on CPUs too
+            params = self.model.style_params(style_maps, mode)
         with model_amp:
             p = self.pad
             x = torch.nn.functional.pad(content, (p, p, p, p), mode="replicate") if p else content
-            with _autocast(self.device, self.amp):  # the weight/bias nets: 1x1 convs on large style maps, fast in bf16 on CPUs too
-                params = self.model.style_params(style_maps, mode)
             if p and all(v % self.model.multiple == 0 for v in (p, *content.shape[-2:])):  # decode the crop, not its margin
                 out = self.model(x, params, window=(p, p, *content.shape[-2:]))
             else:
