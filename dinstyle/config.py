@@ -124,6 +124,12 @@ class TrainConfig:
     # Weight of the colour term: sliced Wasserstein distance of the output's RGB colours to the
     # style image's (losses.color_loss); 0 = off. The VGG mean/std loss alone lets palettes drift.
     color_weight: float = 0.0
+    # Distillation: folders of a teacher's stylizations (each with manifest.csv: target,content,style).
+    # On a share ``distill_prob`` of the steps the batch is drawn from their pairs and the output is
+    # also compared with the teacher's (train.distill.distill_loss, weight ``distill_weight``).
+    targets: tuple[str, ...] = ()
+    distill_weight: float = 1.0
+    distill_prob: float = 1.0
     bank_size: int = 256  # every training image is decoded once to this square size
     # Content crops are replicate-padded by this many pixels before the network and the output
     # cropped back, as the engine does at inference (PAD_MARGIN): the losses never see the reach
@@ -167,7 +173,7 @@ class TrainConfig:
         for k, v in (("pad", 0), ("style_view", 0), ("style_texture_power", 0.0), ("content_zoom", (0.5, 1.0))):
             d.setdefault(k, v)
         names = {f.name for f in dataclasses.fields(cls)}
-        for k in ("style_layer_weights", "content_zoom", "style_zoom"):
+        for k in ("style_layer_weights", "content_zoom", "style_zoom", "targets"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(model=model, **{k: v for k, v in d.items() if k in names})

@@ -4,6 +4,15 @@ Scores per pair, averaged: style loss and content loss measured with the VGG-19 
 training, SSIM of the output against the content (grey levels, 11x11 Gaussian window), and the
 seconds the content path took per image; the stripe figure (2-pixel line/checkerboard energy,
 ``metrics.stripe_energy``) of the outputs and, for reference, of the content images themselves.
+
+Texture distinctness, over the whole grid of outputs: how often an output's own style is the
+nearest of all the grid's styles by the balanced style distance (the style loss between channel
+statistics), (a) on RGB at relu1_1..relu4_1 and (b) on grey images at relu2_1..relu4_1, where
+palette cannot tell the paintings apart, only strokes and patterns. Chance is 1 / styles: a
+filter that only recolours scores high on (a) and near chance on (b).
+
+``outputs=DIR`` scores images made by another tool (``DIR/<style stem>/<content stem>.png``, at
+the contents' eval size) instead of stylizing: the same figures for a reference method.
 """
 from __future__ import annotations
 
@@ -23,8 +32,11 @@ from dinstyle.config import STYLIZE, TOOLS
 from dinstyle.engine import Stylizer
 from dinstyle.errors import InputError
 from dinstyle.io.images import fit_size, list_images, read_image, resize_rgb
-from dinstyle.metrics import color_distance, flat_output_fraction, ssim, stripe_energy
-from dinstyle.model.losses import content_loss, style_loss
+from dinstyle.metrics import color_distance, flat_output_fraction, grey_rgb, ssim, stripe_energy
+from dinstyle.model.din import calc_mean_std
+from dinstyle.model.losses import content_loss, stats_distance, style_loss
+
+GREY_TAPS = ("relu2_1", "relu3_1", "relu4_1")  # texture distinctness (b): strokes and patterns, not colours
 
 
 def _t(rgb: np.ndarray, device) -> torch.Tensor:
@@ -56,7 +68,10 @@ class EvalResult:
     content_stripe: float  # the same figure for the content images (what the photos have themselves)
     color: float  # palette distance of the outputs to their styles (Hellinger, 8x8x8 RGB histograms)
     content_color: float  # the same for the contents themselves (what doing nothing scores)
-    seconds_per_image: float
+    distinct_rgb: float  # share of outputs whose own style is the nearest of the grid's (RGB, relu1_1..4_1)
+    distinct_grey: float  # the same on grey images at relu2_1..relu4_1 (palette removed)
+    distinct_chance: float  # 1 / number of styles
+    seconds_per_image: float  # NaN when scoring given outputs
     per_style: dict[str, dict[str, float]]
 
     def to_dict(self) -> dict:
@@ -79,6 +94,7 @@ def evaluate_modes(st: Stylizer, content_dir: str | Path, style_dir: str | Path,
         res = evaluate(st, content_dir, style_dir, size=size, style_size=style_size, mode=m, **kw,
                        on_event=None if on_event is None else (lambda ev, m=m: on_event(dataclasses.replace(ev, input=m))))
         rows.append({"weights": st.info.get("path"), "model_id": st.model_id, "mode": m, "size": size,
+                     **({"outputs": str(kw["outputs"])} if kw.get("outputs") else {}),
                      "style_size": style_size, **res.to_dict()})
     return rows
 
@@ -86,9 +102,9 @@ def evaluate_modes(st: Stylizer, content_dir: str | Path, style_dir: str | Path,
 def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = TOOLS.eval_size,
              style_size: int = STYLIZE.style_size, mode: str = "standard", max_pairs: int | None = None,
              content_glob: str | None = None, strength: float = STYLIZE.strength,
-             on_event: Callable[[Event], None] | None = None) -> EvalResult:
+             on_event: Callable[[Event], None] | None = None, outputs: str | Path | None = None) -> EvalResult:
     """Stylize every (content, style) pair (contents at ``size``, styles encoded at ``style_size``) and
-    score it; "progress" events count the pairs."""
+    score it, or score the given ``outputs`` of the same pairs; "progress" events count the pairs."""
     contents = [read_image(p) for p in list_images(content_dir) if not content_glob or p.match(content_glob)]
     if not contents:
         raise InputError(f"{content_dir}: no content images match {content_glob!r}")
@@ -103,21 +119,28 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
     secs = []
     styles_cache: dict[Path, tuple] = {}
     content_cache: dict[Path, dict] = {}
+    grid = Distinctness(st.vgg)
     dev = st.device
     for i, (c, (spath, srgb)) in enumerate(pairs):
         if spath not in styles_cache:
             sref = resize_rgb(srgb, fit_size(srgb.shape[1], srgb.shape[0], style_size))
             with torch.inference_mode():
                 sfeats = st.vgg(_t(sref, dev))
-            styles_cache[spath] = (st.load_style([spath], mode=mode, style_size=style_size), sref, sfeats)
+            sty = None if outputs is not None else st.load_style([spath], mode=mode, style_size=style_size)
+            styles_cache[spath] = (sty, sref, sfeats)
+            grid.add_style(spath, sref, sfeats)
         if c.path not in content_cache:
             with torch.inference_mode():
                 content_cache[c.path] = st.vgg(_t(c.rgb, dev), taps=("relu4_1",))
         sty, sref, sfeats = styles_cache[spath]
-        t0 = time.perf_counter()
-        out = st.stylize([c.rgb], sty, strength=strength)[0]
-        secs.append(time.perf_counter() - t0)
+        if outputs is not None:
+            out = _given_output(Path(outputs), c, spath)
+        else:
+            t0 = time.perf_counter()
+            out = st.stylize([c.rgb], sty, strength=strength)[0]
+            secs.append(time.perf_counter() - t0)
         rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg, content_cache[c.path], sfeats))
+        grid.add_output(spath, out)
         if on_event:
             on_event(Event("progress", step=i + 1, steps=len(pairs)))
     allrows = [r for rs in rows.values() for r in rs]
@@ -132,5 +155,61 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
                       content_stripe=avg([{"s": stripe_energy(c.rgb)} for c in contents], "s"),
                       color=avg(allrows, "color"),
                       content_color=avg([{"c": color_distance(c.rgb, styles_cache[s][1])} for c, (s, _) in pairs], "c"),
-                      seconds_per_image=float(statistics.median(secs)),
+                      distinct_rgb=grid.share(grey=False), distinct_grey=grid.share(grey=True),
+                      distinct_chance=1.0 / len(grid.styles),
+                      seconds_per_image=float(statistics.median(secs)) if secs else float("nan"),
                       per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const", "stripe", "color")} for k, v in rows.items()})
+
+
+def _given_output(folder: Path, content, style_path: Path) -> np.ndarray:
+    """The given output of (content, style): ``folder/<style stem>/<content stem>.png`` (or any
+    image suffix), at the content's eval size (resized if it differs by a few pixels)."""
+    cands = [p for p in list_images(folder / style_path.stem) if p.stem == content.path.stem] \
+        if (folder / style_path.stem).is_dir() else []
+    if not cands:
+        raise InputError(f"{folder}: no output for style {style_path.stem!r} and content {content.path.stem!r} "
+                         f"(expected {folder / style_path.stem / content.path.stem}.png)")
+    rgb = read_image(cands[0]).rgb
+    h, w = content.rgb.shape[:2]
+    if rgb.shape[:2] != (h, w):
+        if abs(rgb.shape[0] - h) > 8 or abs(rgb.shape[1] - w) > 8:
+            raise InputError(f"{cands[0]}: {rgb.shape[1]}x{rgb.shape[0]}, the content is stylized at {w}x{h}")
+        rgb = resize_rgb(rgb, (w, h))
+    return rgb
+
+
+class Distinctness:
+    """Texture distinctness of a grid of outputs: the channel statistics of every style and every
+    output, RGB at all four taps and grey at ``GREY_TAPS``; ``share`` ranks each output's distance
+    to every style."""
+
+    def __init__(self, vgg):
+        self.vgg = vgg
+        self.styles: list[Path] = []
+        self.style_stats: dict[bool, list[dict]] = {False: [], True: []}
+        self.outputs: list[tuple[int, dict[bool, dict]]] = []
+
+    @torch.inference_mode()
+    def _stats(self, rgb: np.ndarray, grey: bool, feats: dict | None = None) -> dict:
+        dev = next(self.vgg.parameters()).device
+        f = feats if feats is not None else self.vgg(_t(grey_rgb(rgb) if grey else rgb, dev))
+        return {t: tuple(v.float() for v in calc_mean_std(f[t])) for t in (GREY_TAPS if grey else f)}
+
+    def add_style(self, path: Path, rgb: np.ndarray, feats: dict) -> None:
+        self.styles.append(path)
+        self.style_stats[False].append(self._stats(rgb, False, feats))
+        self.style_stats[True].append(self._stats(rgb, True))
+
+    def add_output(self, style_path: Path, rgb: np.ndarray) -> None:
+        self.outputs.append((self.styles.index(style_path), {g: self._stats(rgb, g) for g in (False, True)}))
+
+    def share(self, grey: bool) -> float:
+        if not self.outputs or len(self.styles) < 2:
+            return float("nan")
+        taps = GREY_TAPS if grey else tuple(self.style_stats[False][0])
+        styles = {t: tuple(torch.cat([s[t][k] for s in self.style_stats[grey]]) for k in (0, 1)) for t in taps}
+        hits = 0
+        for own, stats in self.outputs:
+            d = stats_distance({t: stats[grey][t] for t in taps}, styles, taps)  # broadcast: one row per style
+            hits += int(int(torch.argmin(d)) == own)
+        return hits / len(self.outputs)

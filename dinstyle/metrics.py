@@ -57,6 +57,11 @@ def color_distance(a: np.ndarray, b: np.ndarray, bins: int = 8) -> float:
     return float(np.sqrt(max(0.0, 1.0 - bc)))
 
 
+def grey_rgb(rgb: np.ndarray) -> np.ndarray:
+    """A uint8 RGB image's grey levels as a three-channel RGB image (palette removed)."""
+    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
 def local_std(rgb: np.ndarray, window: int = 5) -> np.ndarray:
     g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(g, (window, window))

@@ -49,6 +49,9 @@ def train(
     style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = None,
     content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.")] = None,
     color_weight: Annotated[Optional[float], typer.Option("--color-weight", help="Weight of the colour term (sliced Wasserstein distance of the output's RGB colours to the style's; 0 = off).")] = None,
+    targets: Annotated[Optional[list[Path]], typer.Option("--targets", help="Distillation: a folder of a teacher's outputs with manifest.csv (target,content,style); repeat for more.")] = None,
+    distill_weight: Annotated[Optional[float], typer.Option("--distill-weight", help=with_default("Weight of the distillation term (pixel L1 + multi-scale gradient L1 against the teacher)", T.distill_weight))] = None,
+    distill_prob: Annotated[Optional[float], typer.Option("--distill-prob", help=with_default("Share of steps drawn from the targets' pairs (the rest: the usual data, VGG losses only)", T.distill_prob))] = None,
     style_layers: Annotated[Optional[str], typer.Option("--style-layers", help="Weights of the relu1_1,relu2_1,relu3_1,relu4_1 style terms, e.g. 2,1,1,1.")] = None,
     content_zoom: Annotated[Optional[str], typer.Option("--content-zoom", help="Range of output pixels per photo pixel in content crops, e.g. 1,2.")] = None,
     style_view: Annotated[Optional[int], typer.Option("--style-view", help="See styles whole at this size, as at inference (0: random crops at --style-zoom).")] = None,
@@ -89,7 +92,8 @@ def train(
         options = dict(
             content_dir=path(content), style_dir=path(style), data_pack=path(data_pack), vgg=path(vgg), steps=steps,
             batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, style_weight=style_weight,
-            content_weight=content_weight, color_weight=color_weight, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
+            content_weight=content_weight, color_weight=color_weight,
+            targets=tuple(str(t) for t in targets) if targets else None, distill_weight=distill_weight, distill_prob=distill_prob, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
             content_zoom=_floats(content_zoom, 2, "--content-zoom"), style_view=style_view,
             style_zoom=_floats(style_zoom, 2, "--style-zoom"), style_cache_dir=path(style_cache_dir),
             style_texture_power=style_texture, adaptive_prob=adaptive_prob, deformable_prob=deformable_prob,
@@ -104,7 +108,8 @@ def train(
 
             def on_event(ev):
                 prog.update(task, completed=ev.step, total=ev.total,
-                            losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}) {ev.images_per_s:.1f} img/s")
+                            losses=f"loss {ev.loss:.3f} (c {ev.content:.3f} s {ev.style:.3f}"
+                                   + ("" if ev.distill != ev.distill else f" d {ev.distill:.3f}") + f") {ev.images_per_s:.1f} img/s")
 
             last = run_train(cfg, run_dir, resume=resume is not None, max_steps=max_steps, on_event=on_event,
                              overrides=overrides, init=init, time_budget=time_budget,
@@ -228,13 +233,15 @@ def eval_cmd(
     strength: Annotated[Optional[float], typer.Option("--strength", help=with_default("Style strength (0 scores the network's plain reconstruction).", STYLIZE.strength))] = None,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (a list under \"modes\" when several modes are compared).")] = False,
+    outputs: Annotated[Optional[Path], typer.Option("--outputs", help="Score another tool's outputs of the same pairs instead of stylizing: DIR/<style stem>/<content stem>.png at the eval size.")] = None,
     device: o.Device = None,
     vgg: o.Vgg = None,
 ) -> None:
     """Stylize every content x style pair; report style loss, content loss, SSIM, the share of
     uniform input pixels left flat, the 2-pixel stripe figure (outputs and contents), the colour
-    distance to the style (outputs and contents: 8x8x8 RGB histograms, Hellinger) and seconds
-    per image — per DIN mode."""
+    distance to the style (outputs and contents: 8x8x8 RGB histograms, Hellinger), texture
+    distinctness over the grid (own style nearest of all, RGB and grey; chance 1/styles) and
+    seconds per image — per DIN mode."""
     with render.errors():
         from dinstyle.evaluate import evaluate_modes
 
@@ -248,7 +255,7 @@ def eval_cmd(
                 prog.update(tasks[ev.input], completed=ev.step, total=ev.steps)
 
             rows = evaluate_modes(st, content, style, [m.strip() for m in mode.split(",") if m.strip()],
-                                  content_glob=contents, max_pairs=max_pairs, on_event=on_event,
+                                  content_glob=contents, max_pairs=max_pairs, on_event=on_event, outputs=outputs,
                                   **given(size=size, style_size=style_size, strength=strength))
         if json_out:
             typer.echo(json.dumps(rows[0] if len(rows) == 1 else {"modes": rows}, indent=2))

@@ -30,10 +30,17 @@ def style_loss_stats(out_feats: dict[str, Tensor], target: dict[str, tuple[Tenso
                      layer_weights: tuple[float, ...] | None = None) -> Tensor:
     """The style loss against precomputed target statistics {tap: (mean, std)} (each (N, C, 1, 1)).
     ``layer_weights`` scale the taps' terms (default: 1 each, after the per-layer balance)."""
+    return stats_distance({t: calc_mean_std(out_feats[t]) for t in taps}, target, taps, layer_weights)
+
+
+def stats_distance(a: dict[str, tuple[Tensor, Tensor]], b: dict[str, tuple[Tensor, Tensor]], taps=VGG_TAPS,
+                   layer_weights: tuple[float, ...] | None = None) -> Tensor:
+    """The balanced style distance between two sets of channel statistics {tap: (mean, std)}
+    (the style loss without the feature maps) -> (N,)."""
     total = 0.0
     for i, t in enumerate(taps):
-        mo, so = calc_mean_std(out_feats[t])
-        ms, ss = target[t]
+        mo, so = a[t]
+        ms, ss = b[t]
         term = (mo - ms).square().mean((1, 2, 3)) + (so - ss).square().mean((1, 2, 3))
         w = 1.0 if layer_weights is None else layer_weights[i]
         total = total + term * (w / VGG_TAP_SCALE[t] ** 2)

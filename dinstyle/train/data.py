@@ -89,6 +89,7 @@ class Plan:
     content_view: torch.Tensor  # (B, 4): zoom, y, x in [0, 1], flip (0/1)
     style: torch.Tensor  # (B,) index into the style bank
     style_view: torch.Tensor  # (B, 4); unused when styles are seen whole
+    pairs: torch.Tensor | None = None  # (B,) index into the teacher's pairs on distillation steps (content/style follow)
 
 
 def draw_plan(step: int, *, seed: int, batch_size: int, n_content: int, n_style: int, n_flat: int = 0,

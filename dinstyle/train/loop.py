@@ -14,7 +14,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +27,13 @@ from dinstyle.config import FORMAT_VERSION, TrainConfig
 from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.io.files import atomic_path, atomic_write_bytes
 from dinstyle.io.images import write_image
-from dinstyle.model import DinStyleNet, VGGEncoder
-from dinstyle.model.losses import color_loss, content_loss, style_loss_stats
+from dinstyle.model import DinStyleNet
 from dinstyle.runtime import resolve_device
-from dinstyle.train.cache import StyleCache, cache_key
-from dinstyle.train.data import (ImageBank, Plan, crop_views, draw_plan, style_probabilities, texture_energy,
-                                 whole_views)
+from dinstyle.train.batches import Batches
+from dinstyle.train.data import ImageBank
+from dinstyle.train.distill import TargetSet
+from dinstyle.train.objective import (StyleTransferLoss, cpu_has_bf16, resolve_amp, style_targets,  # noqa: F401
+                                      train_step)
 from dinstyle.train.options import resume_config
 
 GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
@@ -51,6 +51,7 @@ class TrainEvent:
     style: float
     images_per_s: float
     kind: str = "log"  # log | checkpoint | preview | done | stopped
+    distill: float = float("nan")  # the distillation term (NaN: no distillation steps since the last event)
 
 
 def make_optimizer(model: DinStyleNet, cfg: TrainConfig) -> torch.optim.Adam:
@@ -71,102 +72,6 @@ def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, warm_from: i
     f = lr_factor(cfg, step, warm_from)
     for g in opt.param_groups:
         g["lr"] = g["base_lr"] * f
-
-
-def cpu_has_bf16() -> bool:
-    """bf16 matrix units (AMX) or AVX512-BF16: oneDNN then runs the VGG ~2.5x faster in bf16."""
-    try:
-        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-    except AttributeError:
-        return False
-
-
-def resolve_amp(amp: str, device: torch.device) -> str:
-    if amp not in ("auto", "bf16", "fp16", "none"):
-        raise OptionError(f"--amp {amp}: use auto, bf16, fp16 or none")
-    if amp == "auto":
-        return "bf16" if device.type == "cuda" or cpu_has_bf16() else "none"
-    if amp == "fp16" and device.type != "cuda":
-        raise OptionError("--amp fp16 is for GPUs; on the CPU use bf16 or none")
-    return amp
-
-
-def _autocast(device: torch.device, amp: str):
-    if amp == "none":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
-
-
-class StyleTransferLoss(nn.Module):
-    """The training objective as one module (so DistributedDataParallel can wrap it):
-    DIN parameters from the style's VGG maps -> content path -> VGG losses against the content's
-    relu4_1 and the style's channel statistics. Returns (total, content, style, output).
-
-    ``amp`` runs the VGG in reduced precision; the content path joins it on GPUs only (on CPUs
-    its depthwise convs are ~4x slower in bf16 than in float32)."""
-
-    def __init__(self, model: DinStyleNet, vgg: VGGEncoder, cfg: TrainConfig, amp: str = "none",
-                 device: torch.device | None = None):
-        super().__init__()
-        self.model, self.vgg = model, vgg
-        self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
-        self.color_weight = cfg.color_weight
-        self.layer_weights = tuple(cfg.style_layer_weights)
-        self.pad = cfg.pad
-        self.amp = amp
-        self.device = device or torch.device("cpu")
-
-    def forward(self, content: torch.Tensor, style_maps: dict[str, torch.Tensor],
-                style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard",
-                style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None):
-        vgg_amp = _autocast(self.device, self.amp)
-        model_amp = vgg_amp if self.device.type == "cuda" else nullcontext()
-        with torch.no_grad(), _autocast(self.device, self.amp):
-            cf = self.vgg(content, taps=("relu4_1",))
-        with _autocast(self.device, self.amp):  # the weight/bias nets: 1x1 convs on large style maps, fast in bf16 on CPUs too
-            params = self.model.style_params(style_maps, mode)
-        with model_amp:
-            p = self.pad
-            x = torch.nn.functional.pad(content, (p, p, p, p), mode="replicate") if p else content
-            if p and all(v % self.model.multiple == 0 for v in (p, *content.shape[-2:])):  # decode the crop, not its margin
-                out = self.model(x, params, window=(p, p, *content.shape[-2:]))
-            else:
-                out = self.model(x, params)
-                out = out[..., p:-p, p:-p] if p else out
-        with _autocast(self.device, self.amp):
-            of = self.vgg(out)
-        lc = content_loss(of, cf).mean()
-        ls = style_loss_stats(of, style_stats, layer_weights=self.layer_weights).mean()
-        total = self.content_weight * lc + self.style_weight * ls
-        if self.color_weight and style_rgb is not None:
-            total = total + self.color_weight * color_loss(out, style_rgb, generator=color_gen).mean()
-        return total, lc, ls, out
-
-
-def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:
-    """VGG maps and channel statistics of a batch of style images (computed on the fly)."""
-    from dinstyle.model.din import calc_mean_std
-
-    with torch.no_grad():
-        f = vgg(style)
-    return f, {t: calc_mean_std(v) for t, v in f.items()}
-
-
-def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style_maps, style_stats,
-               mode: str = "standard", scaler: torch.amp.GradScaler | None = None,
-               style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None):
-    """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped). Returns the
-    (total, content, style) losses as detached tensors (no host sync) and the output."""
-    loss, lc, ls, out = net(content, style_maps, style_stats, mode, style_rgb, color_gen)
-    opt.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-    else:
-        loss.backward()
-        opt.step()
-    return torch.stack([loss.detach().float(), lc.detach().float(), ls.detach().float()]), out
 
 
 def save_checkpoint(run_dir: Path, model: DinStyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
@@ -256,79 +161,6 @@ def init_weights(model: DinStyleNet, source: str | Path) -> list[str]:
     return fresh
 
 
-class Batches:
-    """Turns a step's plan into device tensors: content crops, style images, and the style's VGG
-    targets (from the cache for whole-view styles)."""
-
-    def __init__(self, cfg: TrainConfig, banks: dict[str, ImageBank], vgg: VGGEncoder, model: DinStyleNet,
-                 device: torch.device, amp: str, rank: int, cache_path: Path | None):
-        self.cfg, self.banks, self.vgg, self.device, self.amp, self.rank = cfg, banks, vgg, device, amp, rank
-        self.map_taps = tuple(model.cfg.style_taps)
-        use_cache = cfg.style_cache and cfg.style_view > 0
-        self.style_p = style_probabilities(texture_energy(banks["style"].images), cfg.style_texture_power) \
-            if cfg.style_texture_power else None
-        self.cache = None
-        if use_cache:
-            keep = cache_path is not None and cache_path.is_dir()
-            if keep:  # a folder: keep the cache there under a name that says what it holds
-                from dinstyle.checkpoint import file_digest, find_vgg
-
-                imgs = banks["style"].images
-                key = cache_key(file_digest(find_vgg(cfg.vgg)), cfg.style_view, amp, self.map_taps, banks["style"].names,
-                                int(imgs.sum()) if imgs.device.type == "cpu" else 0)
-                cache_path = cache_path / f"style-cache-{key}.f16"
-            self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path, keep=keep)
-
-    def plan(self, step: int) -> Plan:
-        c = self.cfg
-        return draw_plan(step, seed=c.seed, batch_size=c.batch_size, n_content=len(self.banks["content"]),
-                         n_style=len(self.banks["style"]), n_flat=len(self.banks["flat"]) if "flat" in self.banks else 0,
-                         flat_prob=c.flat_prob, adaptive_prob=c.adaptive_prob, deformable_prob=c.deformable_prob,
-                         adaptive_flat_prob=c.adaptive_flat_prob, content_zoom=c.content_zoom, style_zoom=c.style_zoom,
-                         rank=self.rank, style_p=self.style_p)
-
-    def content(self, plan: Plan) -> torch.Tensor:
-        idx = plan.content.to(self.device)
-        photos = self.banks["content"].images
-        imgs = photos[idx.clamp(max=len(photos) - 1)]
-        if "flat" in self.banks and bool(plan.flat.any()):
-            flat = self.banks["flat"].images
-            imgs = torch.where(plan.flat.to(self.device)[:, None, None, None], flat[idx.clamp(max=len(flat) - 1)], imgs)
-        return crop_views(imgs, plan.content_view, self.cfg.crop)
-
-    def style_images(self, idx: torch.Tensor, plan: Plan | None = None) -> torch.Tensor:
-        imgs = self.banks["style"].images[idx.to(self.device)]
-        if self.cfg.style_view > 0:
-            return whole_views(imgs, self.cfg.style_view)
-        return crop_views(imgs, plan.style_view, self.cfg.crop)
-
-    def style(self, plan: Plan):
-        """(style images or None, VGG maps, channel statistics) of the plan's styles."""
-        if self.cache is not None:
-            def compute(missing):
-                with _autocast(self.device, self.amp):
-                    return style_targets(self.vgg, self._channels(self.style_images(missing)))[0]
-
-            maps, stats = self.cache.lookup(plan.style, compute)
-            return None, maps, stats
-        images = self._channels(self.style_images(plan.style, plan))
-        with _autocast(self.device, self.amp):
-            feats, stats = style_targets(self.vgg, images)
-        return images, {t: feats[t] for t in self.map_taps}, stats
-
-    def style_colors(self, plan: Plan, images: torch.Tensor | None = None) -> torch.Tensor:
-        """The plan's style images, every k-th pixel (about 64 x 64 points each): what the colour
-        term compares the outputs' colours with."""
-        images = self.style_images(plan.style, plan) if images is None else images
-        k = max(1, min(images.shape[-2:]) // 64)
-        return images[..., ::k, ::k].float()
-
-    def _channels(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    channels_last = False
-
-
 def _maybe_compile(model: DinStyleNet, how: str, device: torch.device):
     """torch.compile the content path where asked ("on") or where it may pay ("auto" on CUDA);
     returns the compiled forward or None. A failure here or in the first steps falls back to eager."""
@@ -361,6 +193,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
     if cfg.lr <= 0 or cfg.style_weight < 0 or cfg.content_weight < 0:
         raise OptionError("--lr must be > 0 and the loss weights >= 0")
+    if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or (cfg.targets and cfg.distill_weight)):
+        raise OptionError("every loss weight is 0: nothing to train")
+    if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (cfg.style_weight or cfg.content_weight):
+        raise OptionError("steps without a teacher's targets need --style-weight or --content-weight > 0")
     if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
         raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -399,9 +235,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     banks = load_banks(cfg, device)
+    targets = None
+    if cfg.targets:
+        targets, banks["style"] = TargetSet.load(cfg.targets, banks["style"], cfg.bank_size, cfg.workers)
+        targets = targets.to(device)
     cache_dir = Path(cfg.style_cache_dir) if cfg.style_cache_dir else run_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
-    batches = Batches(cfg, banks, vgg, model, device, amp, rank, cache_dir)
+    batches = Batches(cfg, banks, vgg, model, device, amp, rank, cache_dir, targets)
     batches.channels_last = channels_last
     loss_mod = StyleTransferLoss(model, vgg, cfg, amp, device)
     net: nn.Module = loss_mod
@@ -422,8 +262,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     step = start
     t0, n_img = time.perf_counter(), 0
     t_ckpt = time.perf_counter()
-    acc = torch.zeros(3, device=device)
-    n_acc = 0
+    acc = torch.zeros(4, device=device)  # total, content, style, distill
+    n_acc = n_distill = 0
     step_times: list[float] = []
     ckpt_cost = 0.5  # seconds a checkpoint takes (measured at each save)
     speed = {"eager": None, "compiled": None}
@@ -442,24 +282,26 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             style_imgs, maps, stats = batches.style(plan)
             style_rgb = batches.style_colors(plan, style_imgs) if cfg.color_weight else None
             color_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if cfg.color_weight else None
+            target = batches.target(plan)
             # optional speed path: 20 eager steps, then 20 compiled ones; the faster is kept
             use_compiled = compiled is not None and (speed["compiled"] is True or (
                 speed["compiled"] is None and step - start >= GUARD_STEPS))
             if use_compiled:
                 loss_mod.model = compiled
             try:
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target)
             except Exception as e:
                 if not use_compiled:
                     raise
                 loss_mod.model = model  # the compiled path failed: go on in eager mode
                 speed["compiled"] = False
                 last["compile"] = f"off ({type(e).__name__})"
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target)
             finally:
                 loss_mod.model = model
-            acc += losses
+            acc[:len(losses)] += losses
             n_acc += 1
+            n_distill += len(losses) > 3
             step += 1
             n_img += cfg.batch_size
             if device.type == "cuda" and step - start <= 40:
@@ -475,14 +317,16 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                     last["compile"] = "on" if speed["compiled"] else "off (slower)"
             if step % cfg.log_every == 0 or step == end:
                 vals = (acc / n_acc).tolist()  # the one host sync, every log_every steps
+                distill = vals.pop() * n_acc / n_distill if n_distill else None
                 acc.zero_()
-                n_acc = 0
+                n_acc = n_distill = 0
                 if not all(math.isfinite(v) for v in vals):
                     raise CheckpointError(f"training diverged at step {step} (loss {vals[0]}); "
                                           "resume from the last checkpoint with a lower --lr or --style-weight")
                 dt = time.perf_counter() - t0
                 last = {"step": step, "loss": round(vals[0], 6), "content": round(vals[1], 6),
-                        "style": round(vals[2], 6), "lr": opt.param_groups[0]["lr"],
+                        "style": round(vals[2], 6), **({"distill": round(distill, 6)} if distill is not None else {}),
+                        "lr": opt.param_groups[0]["lr"],
                         "images_per_s": round(n_img / max(dt, 1e-9), 2), "mode": plan.mode, "device": device.type,
                         "amp": amp, "time": time.time(),
                         **({"compile": last["compile"]} if "compile" in last else {})}
@@ -492,7 +336,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 log_f.flush()
                 t0, n_img = time.perf_counter(), 0
                 if on_event:
-                    on_event(TrainEvent(step, cfg.steps, vals[0], vals[1], vals[2], last["images_per_s"]))
+                    on_event(TrainEvent(step, cfg.steps, vals[0], vals[1], vals[2], last["images_per_s"],
+                                        distill=float("nan") if distill is None else distill))
             if main and cfg.preview_every and step % cfg.preview_every == 0:
                 with torch.no_grad():
                     simgs = style_imgs if style_imgs is not None else batches.style_images(plan.style[:4])
@@ -543,6 +388,8 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
                "style_layer_weights": list(cfg.style_layer_weights), "content_zoom": list(cfg.content_zoom),
                "style_view": cfg.style_view, "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob,
                "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
+               "color_weight": cfg.color_weight, "targets": [Path(t).name for t in cfg.targets],
+               "distill_weight": cfg.distill_weight if cfg.targets else 0.0, "distill_prob": cfg.distill_prob if cfg.targets else 0.0,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
                "device": last.get("device"), "note": note}
     return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))

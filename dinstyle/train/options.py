@@ -14,7 +14,7 @@ from dinstyle.errors import OptionError
 # This call's settings, given or default, never the run's: they describe the machine, not the run.
 MACHINE = ("device", "workers", "amp", "checkpoint_every", "preview_every", "log_every", "compile")
 # Where this call finds the data and the cache: this call's where it names them, else the run's.
-PLACES = ("content_dir", "style_dir", "data_pack", "vgg", "style_cache_dir")
+PLACES = ("content_dir", "style_dir", "data_pack", "vgg", "style_cache_dir", "targets")
 # ModelConfig fields a new run may set; a resumed run keeps its model.
 MODEL = ("deform_kernel", "dec_blocks")
 AMP = ("auto", "bf16", "fp16", "none")
@@ -35,6 +35,12 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         raise OptionError(f"--amp {given['amp']}: use {', '.join(AMP[:-1])} or {AMP[-1]}")
     if given.get("compile") is not None and given["compile"] not in COMPILE:
         raise OptionError(f"--compile {given['compile']}: use {', '.join(COMPILE[:-1])} or {COMPILE[-1]}")
+    for name, flag in (("distill_prob", "--distill-prob"),):
+        v = given.get(name)
+        if v is not None and not 0 <= v <= 1:
+            raise OptionError(f"{flag} {v}: must be between 0 and 1")
+    if given.get("distill_weight") is not None and given["distill_weight"] < 0:
+        raise OptionError(f"--distill-weight {given['distill_weight']}: must be >= 0")
     for name, flag in FLAGS.items():
         v = given.get(name)
         if v is not None and v <= 0:
