@@ -19,7 +19,7 @@ from dinstyle.events import Event
 from dinstyle.config import STYLIZE
 from dinstyle.errors import InputError, OptionError, OutputError
 from dinstyle.io.files import q, remove_stale_temps
-from dinstyle.io.video import VideoWriter, even_size, pad_even, read_video
+from dinstyle.io.video import VideoWriter, even_size, pad_even, read_timed_video, read_video
 from dinstyle.runner import StatsSmoother
 from dinstyle.styles import RegionStyle
 
@@ -121,8 +121,10 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
                   batch_size: int = STYLIZE.video_batch_size, crf: int = STYLIZE.crf, codec: str = STYLIZE.codec,
                   on_event: Callable[[Event], None] | None = None) -> dict:
     """Stylize one video into ``dest`` (written atomically) and return a summary record; a region
-    style with a mask video takes one mask per frame from it. ``on_event`` gets "progress" events
-    (frames done, of about how many, frames per second)."""
+    style with a mask video takes one mask per frame from it. Every source frame is stylized once
+    and written at its source timestamp, so frame count, duration and timing are kept (a variable
+    frame rate too: the record's ``vfr``). ``on_event`` gets "progress" events (frames done, of
+    about how many, frames per second)."""
     src, dest = Path(src), Path(dest)
     if stats not in STATS_MODES:
         raise OptionError(f"--stats {stats}: use {' or '.join(STATS_MODES)}")
@@ -133,7 +135,7 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
     if dest.resolve() == src.resolve():
         raise OutputError(f"{q(dest)}: output would overwrite the input; choose another --out")
     remove_stale_temps(dest)
-    info, frames = read_video(src, max_size)
+    info, frames = read_timed_video(src, max_size)
     closers: list[Callable[[], None]] = [frames.close]  # decoders to end however this returns
     try:
         return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength,
@@ -172,19 +174,21 @@ def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, in
     done = 0
     total = info.frames_estimate
     with VideoWriter(dest, even_size(w, h), info.fps, audio_from=src if info.audio_codec else None,
-                     audio_codec=info.audio_codec, codec=codec, crf=crf) as writer:
-        sink = _Sink(lambda fr: writer.write(pad_even(fr)), maxsize=2 * bs + 2)
+                     audio_codec=info.audio_codec, codec=codec, crf=crf, time_base=info.time_base,
+                     start=info.start, variable_rate=info.variable) as writer:
+        sink = _Sink(lambda item: writer.write(pad_even(item[0]), *item[1:]), maxsize=2 * bs + 2)
         feed = _prefetch(frames, 2 * bs + 2, stop)
         closers.insert(0, feed.close)  # the reader thread first: it ends the decoder
 
-        def run(batch: list) -> int:
+        def run(batch: list) -> int:  # of TimedFrames: each output goes out with its frame's timestamp
             kw = dict(strength=strength, preserve_color=preserve_color, stats_hook=smoother)
+            images = [fr.image for fr in batch]
             if style.per_image:  # e.g. --mode auto from the library: each frame on its own
-                outs = [st.runner.stylize_resilient([fr], style.for_image(fr), **kw)[0] for fr in batch]
+                outs = [st.runner.stylize_resilient([im], style.for_image(im), **kw)[0] for im in images]
             else:
-                outs = st.runner.stylize_resilient(batch, style, masks=masks_for(len(batch)), **kw)
-            for o in outs:
-                sink.put(o)
+                outs = st.runner.stylize_resilient(images, style, masks=masks_for(len(batch)), **kw)
+            for o, fr in zip(outs, batch):
+                sink.put((o, fr.pts, fr.duration))
             return len(batch)
 
         def progress(rate: float, steps: int) -> None:
@@ -211,6 +215,10 @@ def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, in
             raise InputError(f"{q(src)}: the video has no frames")
     secs = time.perf_counter() - t0
     progress(done / max(secs, 1e-9), done)
+    timing = writer.timing
+    vfr = timing.variable
+    fps = str(round(timing.average_fps, 3)) if vfr else str(info.fps)  # VFR: the average rate
     return {"input": str(src), "output": str(dest), "style": style.label, "mode": style.mode, "stats": stats,
-            "frames": done, "fps": str(info.fps), "size": list(even_size(w, h)),
-            "audio": bool(info.audio_codec), "seconds": round(secs, 3), "frames_per_second": round(done / max(secs, 1e-9), 2)}
+            "frames": done, "fps": fps, "vfr": vfr, "duration": round(timing.seconds, 3),
+            "size": list(even_size(w, h)), "audio": bool(info.audio_codec), "seconds": round(secs, 3),
+            "frames_per_second": round(done / max(secs, 1e-9), 2)}

@@ -102,19 +102,19 @@ def test_streaming_memory_is_bounded(tmp_path, style, tiny_weights, monkeypatch)
 
     def fake_read(path, max_size=None):
         def gen():
-            for fr in _frames(300, 32, 32):
+            for i, fr in enumerate(_frames(300, 32, 32)):
                 counts["read"] += 1
                 counts["max_in_flight"] = max(counts["max_in_flight"], counts["read"] - counts["written"])
-                yield fr
+                yield iov.TimedFrame(fr, Fraction(i, 24), Fraction(1, 24))
         return info, gen()
 
     orig_write = iov.VideoWriter.write
 
-    def write(self, frame):
+    def write(self, frame, *args):
         counts["written"] += 1
-        return orig_write(self, frame)
+        return orig_write(self, frame, *args)
 
-    monkeypatch.setattr(vid, "read_video", fake_read)
+    monkeypatch.setattr(vid, "read_timed_video", fake_read)
     monkeypatch.setattr(iov.VideoWriter, "write", write)
     st = Stylizer(weights=tiny_weights, device="cpu")
     rec = vid.stylize_video(st, src, st.load_style([style], style_size=48), tmp_path / "o.mp4", batch_size=4)

@@ -239,8 +239,13 @@ class VideoView(BatchView):
 
     def done(self, ev) -> None:
         rec = ev.record
-        say(f"wrote {rec['output']}: {rec['frames']} frames at {rec['fps']} fps, "
-            f"{'audio copied' if rec['audio'] else 'no audio'}, {rec['frames_per_second']} frames/s")
+        if rec.get("vfr"):  # the input's frame rate varies: say so, and that its timing was kept
+            timing = (f"{rec['frames']} frames over {rec['duration']:g} s, variable frame rate (average "
+                      f"{rec['fps']} fps): every frame kept at its source timestamp")
+        else:
+            timing = f"{rec['frames']} frames at {rec['fps']} fps"
+        say(f"wrote {rec['output']}: {timing}, {'audio copied' if rec['audio'] else 'no audio'}, "
+            f"{rec['frames_per_second']} frames/s")
 
 
 class ClusterView(BatchView):

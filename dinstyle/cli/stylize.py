@@ -139,7 +139,7 @@ def video(
     dtype: o.Dtype = None,
     vgg: o.Vgg = None,
 ) -> None:
-    """Stylize videos, keeping frame rate, frame count and audio; frames are streamed."""
+    """Stylize videos, keeping every frame at its source time (a variable frame rate too) and the audio; frames are streamed."""
     from dinstyle.io.video import list_videos
 
     view = None
