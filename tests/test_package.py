@@ -63,12 +63,16 @@ def test_installed_wheel_works_from_any_folder(wheel, tmp_path, images):
     purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     (Path(purelib) / "outer_site.pth").write_text("".join(f"{d}\n" for d in _outer_site_dirs()))
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                       capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DINSTYLE_")}
+    keep = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p and not Path(p).resolve().is_relative_to(ROOT)]
+    if keep:  # the checkout stays off the path, whatever the suite runs with
+        env["PYTHONPATH"] = os.pathsep.join(keep)
+    # --ignore-installed: the outer folders' dinstyle (the checkout's editable install) is not this venv's
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
+                        str(wheel)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DINSTYLE_")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     exe = str(env_dir / "bin" / "dinstyle")
 
