@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -42,24 +43,42 @@ def test_wheel_contents(wheel):
     assert modules <= names, f"modules missing from the wheel (add their package to pyproject): {modules - names}"
 
 
+def _outer_site_dirs() -> list[str]:
+    """The running interpreter's site folders (system, venv or conda alike; the user site where
+    enabled), but for the checkout: the packages this suite runs with, less dinstyle itself."""
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dirs if Path(d).is_dir() and not Path(d).resolve().is_relative_to(ROOT)]
+
+
 def test_installed_wheel_works_from_any_folder(wheel, tmp_path, images):
     env_dir = tmp_path / "venv"
-    # the venv sees this interpreter's packages (torch is not downloaded again); its own copy of
-    # dinstyle, the wheel, comes first on sys.path
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    # A venv of its own (no system site packages: from a venv's python those would be the base
+    # interpreter's, without typer & co.). The running interpreter's site folders are appended by a
+    # .pth, so torch is not downloaded again; a .pth adds folders only and does not run the .pth files
+    # in them, so the checkout's editable install stays out and the wheel's dinstyle is imported.
+    venv.EnvBuilder(system_site_packages=False, with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                       capture_output=True, text=True, timeout=600)
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    (Path(purelib) / "outer_site.pth").write_text("".join(f"{d}\n" for d in _outer_site_dirs()))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DINSTYLE_")}
+    keep = [p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p and not Path(p).resolve().is_relative_to(ROOT)]
+    if keep:  # the checkout stays off the path, whatever the suite runs with
+        env["PYTHONPATH"] = os.pathsep.join(keep)
+    # --ignore-installed: the outer folders' dinstyle (the checkout's editable install) is not this venv's
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed",
+                        str(wheel)], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DINSTYLE_")}
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     exe = str(env_dir / "bin" / "dinstyle")
 
     r = subprocess.run([str(py), "-c", "import dinstyle, sys; print(dinstyle.__file__)"], cwd=work, env=env,
                        capture_output=True, text=True, timeout=120)
-    assert r.stdout.strip().startswith(str(env_dir)), r.stdout + r.stderr
+    assert r.stdout.strip().startswith(str(env_dir)), r.stdout + r.stderr  # the wheel's copy, not the checkout
     r = subprocess.run([exe, "info", "--json"], cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)

@@ -271,6 +271,8 @@ class DinStyleNet(nn.Module):
         dt = torch.float32  # the nets' dtype: float32, or bf16 under a CPU bf16 autocast (training)
         if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
             dt = torch.bfloat16
+        elif next(iter(vgg_feats.values())).dtype == torch.float64:  # a float64 model (the tests' reference)
+            dt = torch.float64
 
         def scaled(tap: str) -> Tensor:  # in the nets' dtype (maps are cached in float16), scaled in place if copied
             f = vgg_feats[tap]
