@@ -104,7 +104,7 @@ def main() -> None:
             ("distillation + VGG losses on every step", distill),
         ]
     for i, (name, args) in enumerate(configs):
-        rows.append((name, run_train(ROOT, args + common, tmp / f"r{i}", a.steps, a.skip)))
+        rows.append((name, run_train(ROOT, [*common, *args], tmp / f"r{i}", a.steps, a.skip)))
     base = rows[0][1]["images_per_s"]
     recipe = next(r for n, r in rows if "the VGG recipe" in n)["images_per_s"]
     from dinstyle.runtime import cpu_name
