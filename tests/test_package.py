@@ -45,11 +45,13 @@ def test_wheel_contents(wheel):
 
 def _outer_site_dirs() -> list[str]:
     """The running interpreter's site folders (system, venv or conda alike; the user site where
-    enabled), but for the checkout: the packages this suite runs with, less dinstyle itself."""
+    enabled): the packages this suite runs with. A venv may live inside the checkout (CI's .ci-venv),
+    so its folders stay; the editable install's path hook in them is a .pth file, which folders added
+    by a .pth do not run, so the checkout itself stays off the path."""
     dirs = list(site.getsitepackages())
     if site.ENABLE_USER_SITE:
         dirs.append(site.getusersitepackages())
-    return [d for d in dirs if Path(d).is_dir() and not Path(d).resolve().is_relative_to(ROOT)]
+    return [d for d in dirs if Path(d).is_dir() and Path(d).resolve() != ROOT]
 
 
 def test_installed_wheel_works_from_any_folder(wheel, tmp_path, images):
