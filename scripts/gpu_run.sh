@@ -10,7 +10,9 @@
 #   DEVICE=cuda     PACK=.gpu/train.pack   RESUME=weights/run (a run folder to continue)
 #   BATCH=96 CROP=256 LR=3e-4 WARMUP=150   (lr scaled for the larger batch, warmed up from the resume step)
 #   CKPT_MINUTES=2  a checkpoint into RESULTS_DIR/run this often
-#   TRAIN_ARGS=""   more `dinstyle train` options (e.g. "--compile auto")
+#   TRAIN_ARGS=""   more `dinstyle train` options, after the script's own (e.g. "--compile auto";
+#                   training runs with --compile off: the compile trial of `auto` took ~170 s of a
+#                   360-s call on the H200 and was slower there)
 #   BENCH_SIZES=512x512,1080p,4K BENCH_BATCHES=1,8,32 BENCH_DTYPES=fp16,bf16
 #   BENCH_FLAGS="--compile --cuda-graphs --video-stage"
 # Results: RESULTS_DIR/run/{checkpoint.pt,log.jsonl,train_config.json}, train.txt, bench.json,
@@ -39,7 +41,8 @@ TRAIN_SECONDS=$(( $(left) - BENCH ))
 echo "gpu_run: training for ${TRAIN_SECONDS}s on $DEVICE (batch $BATCH, crop $CROP, lr $LR)" >&2
 $PY -m dinstyle train --resume "$OUT_DIR/run" --data-pack "$PACK" --device "$DEVICE" --batch-size "$BATCH" \
   --crop "$CROP" --lr "$LR" --warmup "$WARMUP" --time-budget "$TRAIN_SECONDS" --checkpoint-minutes "${CKPT_MINUTES:-2}" \
-  --preview-every 0 --log-every 25 --checkpoint-every 1000000 --workers 8 --style-cache-dir "$WORK/cache" ${TRAIN_ARGS:-} \
+  --preview-every 0 --log-every 25 --checkpoint-every 1000000 --workers 8 --style-cache-dir "$WORK/cache" \
+  --compile off ${TRAIN_ARGS:-} \
   > "$OUT_DIR/train.txt" 2>&1 || echo "gpu_run: training ended with an error (see train.txt)" >&2
 tail -n 3 "$OUT_DIR/train.txt" >&2
 
