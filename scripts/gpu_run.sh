@@ -10,13 +10,18 @@
 #   DEVICE=cuda     PACK=.gpu/train.pack   RESUME=weights/run (a run folder to continue)
 #   BATCH=96 CROP=256 LR=3e-4 WARMUP=150   (lr scaled for the larger batch, warmed up from the resume step)
 #   CKPT_MINUTES=2  a checkpoint into RESULTS_DIR/run this often
+#   TEACHER=.gpu/teacher  a distillation teacher's folder (../shared/teacher copied there, carried
+#                   along; never committed): when it exists, DISTILL_PAIRS fresh (content, style)
+#                   pairs of the pack are rendered by it on the GPU first (scripts/teacher_targets.py)
+#                   and training adds `--targets` with DISTILL_ARGS
+#   DISTILL_PAIRS=20000  DISTILL_ARGS="--distill-weight 100 --distill-prob 0.5"
 #   TRAIN_ARGS=""   more `dinstyle train` options, after the script's own (e.g. "--compile auto";
 #                   training runs with --compile off: the compile trial of `auto` took ~170 s of a
 #                   360-s call on the H200 and was slower there)
 #   BENCH_SIZES=512x512,1080p,4K BENCH_BATCHES=1,8,32 BENCH_DTYPES=fp16,bf16
 #   BENCH_FLAGS="--compile --cuda-graphs --video-stage"
 # Results: RESULTS_DIR/run/{checkpoint.pt,log.jsonl,train_config.json}, train.txt, bench.json,
-# bench.md, summary.md (at most 8 files). Every step is guarded: a failure is logged and the
+# bench.md, summary.md, targets.txt with a teacher (at most 9 files). Every step is guarded: a failure is logged and the
 # script goes on to what is left.
 set -u
 OUT_DIR=${1:-${OUT:?give the results folder}}
@@ -37,12 +42,23 @@ if [ ! -f "$OUT_DIR/run/checkpoint.pt" ]; then
   cp "$RESUME/checkpoint.pt" "$RESUME/train_config.json" "$OUT_DIR/run/" 2>/dev/null || echo "gpu_run: no run to resume in $RESUME" >&2
   cp "$RESUME/log.jsonl" "$OUT_DIR/run/" 2>/dev/null || true
 fi
+TEACHER=${TEACHER:-.gpu/teacher}; DISTILL_PAIRS=${DISTILL_PAIRS:-20000}
+DISTILL_ARGS=${DISTILL_ARGS:---distill-weight 100 --distill-prob 0.5}; TARGETS_ARGS=""
+if [ -f "$TEACHER/render.py" ] && [ "$DISTILL_PAIRS" -gt 0 ]; then
+  if $PY scripts/teacher_targets.py --teacher "$TEACHER" --pack "$PACK" --out "$WORK/distill" --pairs "$DISTILL_PAIRS" \
+      --device "$DEVICE" > "$OUT_DIR/targets.txt" 2>&1; then
+    TARGETS_ARGS="--targets $WORK/distill $DISTILL_ARGS"
+  else
+    echo "gpu_run: rendering the teacher's targets failed (see targets.txt); training without them" >&2
+  fi
+  tail -n 1 "$OUT_DIR/targets.txt" >&2
+fi
 TRAIN_SECONDS=$(( $(left) - BENCH ))
 echo "gpu_run: training for ${TRAIN_SECONDS}s on $DEVICE (batch $BATCH, crop $CROP, lr $LR)" >&2
 $PY -m dinstyle train --resume "$OUT_DIR/run" --data-pack "$PACK" --device "$DEVICE" --batch-size "$BATCH" \
   --crop "$CROP" --lr "$LR" --warmup "$WARMUP" --time-budget "$TRAIN_SECONDS" --checkpoint-minutes "${CKPT_MINUTES:-2}" \
   --preview-every 0 --log-every 25 --checkpoint-every 1000000 --workers 8 --style-cache-dir "$WORK/cache" \
-  --compile off ${TRAIN_ARGS:-} \
+  --compile off $TARGETS_ARGS ${TRAIN_ARGS:-} \
   > "$OUT_DIR/train.txt" 2>&1 || echo "gpu_run: training ended with an error (see train.txt)" >&2
 tail -n 3 "$OUT_DIR/train.txt" >&2
 

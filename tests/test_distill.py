@@ -184,3 +184,34 @@ def test_cli_refuses_a_targets_folder_without_a_manifest(tmp_path, data):
     assert "no manifest.csv" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--content", str(c), "--style", str(s), "--targets", str(tmp_path / "c"), "--distill-prob", "2")
     assert r.exit_code == 2 and "--distill-prob 2.0: must be between 0 and 1" in r.stderr
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.mark.skipif(not (SHARED / "teacher" / "render.py").is_file() or not (SHARED / "data" / "distill").is_dir(),
+                    reason="needs ../shared/teacher and ../shared/data/distill")
+def test_teacher_targets_script_renders_the_render_scripts_pairs(tmp_path):
+    """scripts/teacher_targets.py (the GPU-side renderer) draws the same pairs as the teacher's render.py:
+    from the same folders and seed, its first targets are the shipped distill set's (up to WebP q90)."""
+    import subprocess
+    import sys
+
+    train_dir = SHARED / "data" / "train"
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "teacher_targets.py"),
+                        "--teacher", str(SHARED / "teacher"), "--content", str(train_dir / "content"),
+                        "--style", str(train_dir / "style"), "--out", str(tmp_path / "d"), "--pairs", "3",
+                        "--seed", "1", "--device", "cpu", "--batch", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ours, shipped = read_manifests([tmp_path / "d"]), read_manifests([SHARED / "data" / "distill"])
+    assert len(ours) == 3 and ours.contents == shipped.contents[:len(ours.contents)]
+    for i in range(3):
+        assert ours.contents[ours.content_idx[i]] == shipped.contents[shipped.content_idx[i]]
+        assert ours.styles[ours.style_idx[i]] == shipped.styles[shipped.style_idx[i]]
+        a = np.asarray(Image.open(ours.targets[i]), dtype=np.float32)
+        b = np.asarray(Image.open(shipped.targets[i]).convert("RGB"), dtype=np.float32)
+        assert a.shape == b.shape and np.abs(a - b).mean() < 6  # the same stylization, WebP q90 apart
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "teacher_targets.py"),
+                        "--teacher", str(tmp_path), "--content", str(train_dir / "content"), "--style",
+                        str(train_dir / "style"), "--out", str(tmp_path / "e")], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no render.py" in r.stderr

@@ -79,6 +79,9 @@ def test_gpu_run_script_dry_run_on_cpu(tmp_path, train_dir):
             "RESUME": str(tmp_path / "start"), "BATCH": "3", "CROP": "40", "LR": "1e-4", "WARMUP": "2",
             "CKPT_MINUTES": "0.05", "BENCH_SIZES": "512x512", "BENCH_BATCHES": "1,2", "BENCH_DTYPES": "fp32",
             "BENCH_FLAGS": "--video-stage"}
+    teacher = ROOT.parent / "shared" / "teacher"
+    if (teacher / "render.py").is_file():  # the teacher renders fresh pairs of the pack first, then training distils
+        genv.update(TEACHER=str(teacher), DISTILL_PAIRS="6", DISTILL_ARGS="--distill-weight 10 --distill-prob 0.5")
     r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_run.sh"), str(out)], env=genv, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -87,10 +90,13 @@ def test_gpu_run_script_dry_run_on_cpu(tmp_path, train_dir):
     assert state["step"] > 2
     saved = json.loads(state["config_json"])
     assert saved["batch_size"] == 3 and saved["crop"] == 40 and saved["data_pack"] == str(tmp_path / "t.pack")
+    if "TEACHER" in genv:
+        assert "6 pairs in" in (out / "targets.txt").read_text() and len(saved["targets"]) == 1
+        assert saved["distill_weight"] == 10 and saved["distill_prob"] == 0.5
     bench = json.loads((out / "bench.json").read_text())
     timed = {(row["batch"], row["variant"]) for row in bench["rows"]}
     assert (1, "eager") in timed  # the first row always runs; the rest ran or are listed as skipped for time
     assert (2, "eager") in timed or "512x512 b2 float32 eager" in bench["skipped"]
     summary = (out / "summary.md").read_text()
     assert "pairs/s" in summary and "| 512x512 | 1 | float32 | eager |" in summary
-    assert len([p for p in out.rglob("*") if p.is_file()]) <= 8
+    assert len([p for p in out.rglob("*") if p.is_file()]) <= 9
