@@ -36,10 +36,16 @@ from PIL import Image
 EXTS = {".jpg", ".jpeg", ".png", ".webp"}
 
 
+def fail(message: str) -> None:
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def load_render(folder: Path):
     """The teacher folder's render.py (its loader and its pair drawing)."""
     if not (folder / "render.py").is_file():
-        sys.exit(f"error: {folder}: no render.py (give the teacher's folder with --teacher)")
+        fail(f"{folder}: no render.py (give the teacher's folder with --teacher)")
     sys.path.insert(0, str(folder))
     import render
 
@@ -50,13 +56,17 @@ def unpack(pack: Path, out: Path) -> tuple[list[Path], list[Path]]:
     """Write the pack's content and style images into OUT/content and OUT/style under their own
     names (the bytes as packed: Pillow reads them by content, and `train --targets` matches the
     styles to the run's style bank by file name)."""
+    from dinstyle.errors import CheckpointError
     from dinstyle.train.datapack import read_data_pack
 
-    groups = read_data_pack(pack)
+    try:
+        groups = read_data_pack(pack)
+    except CheckpointError as e:
+        fail(str(e))
     lists = []
     for g in ("content", "style"):
         if g not in groups:
-            sys.exit(f"error: {pack}: no {g} images in the pack")
+            fail(f"{pack}: no {g} images in the pack")
         (out / g).mkdir(parents=True, exist_ok=True)
         for blob, name in zip(*groups[g]):
             dest = out / g / name
@@ -99,9 +109,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1), help="decode/encode threads")
     a = ap.parse_args()
     if (a.pack is None) == (a.content is None or a.style is None):
-        sys.exit("error: give --pack, or --content and --style")
+        fail("give --pack, or --content and --style")
     if a.pairs < 1 or a.batch < 1:
-        sys.exit("error: --pairs and --batch must be >= 1")
+        fail("--pairs and --batch must be >= 1")
     device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if a.device == "auto" else a.device))
     render = load_render(a.teacher)
@@ -110,7 +120,7 @@ def main() -> None:
     else:
         contents, styles = ([p for p in sorted(d.iterdir()) if p.suffix.lower() in EXTS] for d in (a.content, a.style))
     if not contents or not styles:
-        sys.exit("error: no content or no style images")
+        fail("no content or no style images")
     (a.out / "targets").mkdir(parents=True, exist_ok=True)
     pairs = render.draw_pairs(contents, styles, a.pairs, a.seed)
     target = lambda i: a.out / "targets" / f"{i:06d}.png"  # noqa: E731

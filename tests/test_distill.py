@@ -214,4 +214,4 @@ def test_teacher_targets_script_renders_the_render_scripts_pairs(tmp_path):
     r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "teacher_targets.py"),
                         "--teacher", str(tmp_path), "--content", str(train_dir / "content"), "--style",
                         str(train_dir / "style"), "--out", str(tmp_path / "e")], capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0 and "no render.py" in r.stderr
+    assert r.returncode == 2 and "no render.py" in r.stderr
