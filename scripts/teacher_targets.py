@@ -12,8 +12,8 @@ out for `dinstyle train --targets`:
 The pairs are the teacher folder's own (its render.py: pair i a pure function of (seed, i) over the
 sorted file names), so from the same folders this renders the same pairs as render.py does, on a
 GPU in seconds instead of hours on a CPU: a one-shot GPU call can render 20 k+ fresh targets before
-it trains. Every image is decoded once; each batch gathers its pairs. Targets are PNG (lossless,
-fast to write); existing ones are kept, so a rerun with a larger --pairs renders only the new ones.
+it trains. Every image is decoded once; each batch gathers its pairs. Targets are PNG (lossless);
+existing ones are kept, so a rerun with a larger --pairs renders only the new ones.
 
 A training tool only: the package never imports the teacher. Needs the teacher's folder (its code,
 its released weights and render.py).
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import os
 import sys
 import time
@@ -31,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-EXTS = {".jpg", ".jpeg", ".png", ".webp"}
+from dinstyle.io.images import read_image, write_image
+from dinstyle.runtime import resolve_device
+
+EXTS = {".jpg", ".jpeg", ".png", ".webp"}  # render.py's listing (top level only), so the pairs are its own
 
 
 def fail(message: str) -> None:
@@ -79,20 +80,10 @@ def unpack(pack: Path, out: Path) -> tuple[list[Path], list[Path]]:
 def decode_all(paths: list[Path], threads: int) -> list[torch.Tensor]:
     """Each image once, as a (3, H, W) float tensor in [0, 1]."""
     def one(p: Path) -> torch.Tensor:
-        with Image.open(p) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-        return torch.from_numpy(a.transpose(2, 0, 1).copy())
+        return torch.from_numpy(read_image(p).rgb).permute(2, 0, 1).float().div_(255)
 
     with ThreadPoolExecutor(threads) as ex:
         return list(ex.map(one, paths))
-
-
-def save_png(img: np.ndarray, dest: Path) -> None:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, dest)
 
 
 def main() -> None:
@@ -112,8 +103,7 @@ def main() -> None:
         fail("give --pack, or --content and --style")
     if a.pairs < 1 or a.batch < 1:
         fail("--pairs and --batch must be >= 1")
-    device = torch.device("cuda" if a.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if a.device == "auto" else a.device))
+    device = resolve_device(a.device)
     render = load_render(a.teacher)
     if a.pack:
         contents, styles = unpack(a.pack, a.out)
@@ -145,7 +135,7 @@ def main() -> None:
                 c = torch.stack([c_img[ci] for _, ci, _ in chunk]).to(device)
                 s = torch.stack([s_img[si] for _, _, si in chunk]).to(device)
                 y = teacher(c, s).clamp(0, 1).mul(255).add(0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-                writes += [ex.submit(save_png, img, target(i)) for (i, _, _), img in zip(chunk, y)]
+                writes += [ex.submit(write_image, target(i), img) for (i, _, _), img in zip(chunk, y)]
         for w in writes:
             w.result()
     rel = lambda p: os.path.relpath(p, a.out)  # noqa: E731
