@@ -139,8 +139,11 @@ class ContentRunner:
         else:
             ph, pw, top, left = self._geometry(h, w)
             x = F.pad(self._to_tensor(np.stack(images)), (left, pw - w - left, top, ph - h - top), mode="replicate")
+            window = self._window(ph, pw, top, left, h, w)
             with self._autocast():
-                y = self.model(x, style.params.expand(x.shape[0]), strength=strength, stats_hook=stats_hook)
+                y = self.model(x, style.params.expand(x.shape[0]), strength=strength, stats_hook=stats_hook,
+                               window=window)
+            top, left = top - window[0], left - window[1]
             out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
         if preserve_color:
             out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
@@ -208,10 +211,10 @@ class ContentRunner:
             stats.append((mean.float(), (var + eps).sqrt().float()))
         out = np.empty((ph, pw, 3), np.uint8)
         for (y0, y1, x0, x1), (cy0, cy1, cx0, cx1) in tiles:
-            with self._autocast():
+            with self._autocast():  # the decoder runs on the core (and its reach), not the context
                 y = self.model(self._to_tensor(padded[None, cy0:cy1, cx0:cx1]), style.params, strength=strength,
-                               stats=stats, origin=(cy0, cx0))
-            out[y0:y1, x0:x1] = self._to_uint8(y[:, :, y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0])[0]
+                               stats=stats, origin=(cy0, cx0), window=(y0 - cy0, x0 - cx0, y1 - y0, x1 - x0))
+            out[y0:y1, x0:x1] = self._to_uint8(y)[0]
         return np.ascontiguousarray(out[top:top + h, left:left + w])
 
     def _geometry(self, h: int, w: int) -> tuple[int, int, int, int]:
@@ -219,6 +222,16 @@ class ContentRunner:
         m = self.model.multiple
         ph, pw = -(-(h + 2 * PAD_MARGIN) // m) * m, -(-(w + 2 * PAD_MARGIN) // m) * m
         return ph, pw, (ph - h) // 2, (pw - w) // 2
+
+    def _window(self, ph: int, pw: int, top: int, left: int, h: int, w: int) -> tuple[int, int, int, int]:
+        """The decoder window (top, left, height, width) covering the image inside its padded
+        margin, on the network's grid: the encoder and the DIN statistics see the whole padded
+        image, the decoder only the image plus the few pixels its convolutions reach (the margin
+        is context, not output; decoding it was a third of the work at 512x512)."""
+        m = self.model.multiple
+        y0, x0 = top // m * m, left // m * m
+        y1, x1 = min(ph, -(-(top + h) // m) * m), min(pw, -(-(left + w) // m) * m)
+        return y0, x0, y1 - y0, x1 - x0
 
     def _to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).permute(0, 3, 1, 2).float().div_(255)

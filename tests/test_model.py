@@ -192,3 +192,38 @@ def test_decoding_a_window_equals_the_whole_decode_cut_to_it(unshuffle, n_res, d
             m(torch.rand(1, 3, 198, 160, dtype=torch.float64), p.map(lambda t: t[:1]), window=(0, 0, 64, 64))
     # the window is a real saving: the finest level decodes the window and its margin only
     assert 2 * m.decoder.margins()[0] * m.cfg.unshuffle < 64
+
+
+def test_the_heads_fused_up_sampling_equals_bilinear_then_refine_inside_the_border_ring():
+    """The head up-samples x2 and refines as one low-resolution conv and a pixel shuffle: the same
+    values and gradients as bilinear x2 followed by the 3x3 refine conv, but for the outermost ring."""
+    import torch.nn.functional as F
+
+    from dinstyle.model.net import BilinearHead
+
+    torch.manual_seed(0)
+    head = BilinearHead(6, 4).double()
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    h = torch.randn(2, 6, 11, 14, dtype=torch.float64, requires_grad=True)
+
+    def two_step(h):
+        y = head.lo(h)
+        up = F.interpolate(torch.cat([y[:, :3], F.relu(y[:, 3:])], 1), scale_factor=2, mode="bilinear",
+                           align_corners=False)
+        return head.refine(up[:, 3:]) + up[:, :3]
+
+    g = torch.randn(2, 3, 20, 26, dtype=torch.float64)  # the interior's upstream gradient
+    outs, grads = [], []
+    for fn in (lambda h: head(h, (22, 28)), two_step):
+        out = fn(h)
+        assert out.shape == (2, 3, 22, 28)
+        h.grad = None
+        (out[..., 1:-1, 1:-1] * g).sum().backward()
+        outs.append(out.detach())
+        grads.append(h.grad.clone())
+    assert torch.allclose(outs[0][..., 1:-1, 1:-1], outs[1][..., 1:-1, 1:-1], rtol=0, atol=1e-12)
+    assert torch.allclose(grads[0], grads[1], rtol=0, atol=1e-12)
+    assert not torch.allclose(outs[0], outs[1])  # the ring: zeros past the edge in the two-step form
+    with torch.no_grad():  # inference relus in place: the same values
+        assert torch.allclose(head(h, (22, 28)), outs[0], rtol=0, atol=1e-12)

@@ -86,3 +86,24 @@ def test_out_of_memory_falls_back_to_smaller_batches_then_tiles(st, images, monk
     monkeypatch.setattr(ContentRunner, "stylize", always)
     with pytest.raises(DinstyleError, match="out of memory"):
         st.stylize_resilient([big], style)
+
+
+def test_the_engine_decodes_the_image_not_its_margin_with_the_same_pixels(st, images):
+    """The padded margin feeds the encoder and the DIN statistics; the decoder runs on the image
+    (on the network's grid) plus its reach, and the pixels are those of decoding everything."""
+    import torch.nn.functional as F
+
+    style = st.load_style([images("s.png", (48, 48), seed=3)], style_size=48)
+    img = _photo(150, 97)
+    r = st.runner
+    ph, pw, top, left = r._geometry(97, 150)
+    t, l, h, w = r._window(ph, pw, top, left, 97, 150)
+    m = st.model.multiple
+    assert t % m == l % m == h % m == w % m == 0 and t <= top and l <= left
+    assert t + h >= top + 97 and l + w >= left + 150 and h * w < ph * pw
+    with torch.inference_mode():
+        x = F.pad(r._to_tensor(img[None]), (left, pw - 150 - left, top, ph - 97 - top), mode="replicate")
+        whole = r._to_uint8(st.model(x, style.params)[:, :, top:top + 97, left:left + 150])[0].astype(int)
+    out = st.stylize([img], style, tile=0)[0].astype(int)
+    assert out.shape == whole.shape
+    assert np.abs(out - whole).max() <= 1

@@ -88,6 +88,13 @@ class ContentEncoder(nn.Module):
         return [f1, f2, f3]
 
 
+# _PHASE[p, k, d]: the weight of low-resolution pixel j + d - 1 in the bilinear x2 up-sample
+# (align_corners=False) at high-resolution pixel 2j + p + k - 1, i.e. where tap k of a 3x3 conv
+# centred on output phase p reads; for the plain up-sample (k = 1) it is the pixel 2j + p itself.
+_PHASE = torch.tensor([[[0.75, 0.25, 0.0], [0.25, 0.75, 0.0], [0.0, 0.75, 0.25]],
+                       [[0.25, 0.75, 0.0], [0.0, 0.75, 0.25], [0.0, 0.25, 0.75]]])
+
+
 class BilinearHead(nn.Module):
     """Output head without sub-pixel channels: RGB plus ``k`` feature channels are predicted at the
     decoder's resolution, up-sampled bilinearly to the input size, and a 3x3 conv at full
@@ -108,11 +115,36 @@ class BilinearHead(nn.Module):
 
     def forward(self, h: Tensor, size: tuple[int, int]) -> Tensor:
         y = self.lo(h)  # (N, 3+k, h, w)
+        if tuple(size) == (2 * y.shape[-2], 2 * y.shape[-1]):
+            return self._up2_refine(y)
         rgb, feat = y[:, :3], F.relu(y[:, 3:])
         if tuple(y.shape[-2:]) != tuple(size):  # up-sample the two parts apart: no full-size slice copies
             rgb = F.interpolate(rgb, size=size, mode="bilinear", align_corners=False)  # (N, 3, H, W)
             feat = F.interpolate(feat, size=size, mode="bilinear", align_corners=False)  # (N, k, H, W)
         return self.refine(feat).add_(rgb)  # (N, 3, H, W)
+
+    def _up2_refine(self, y: Tensor) -> Tensor:
+        """``forward`` for an output twice the size of ``y`` (N, 3+k, h, w), as one 3x3 convolution at
+        low resolution and a pixel shuffle: bilinear x2 and the refine conv are linear and act per
+        output phase, so their composition is a 3x3 kernel per phase on the low-resolution map (the
+        RGB part is the up-sample alone). The same result with no full-resolution intermediate
+        (up-sampling 8 channels to full size and convolving them was a sixth of the content path at
+        1080p). The map is replicate-padded as bilinear clamps at the border; only the outermost pixel
+        ring differs from the two-step form (there the refine conv saw zeros past the edge), and the
+        engine and training always cut a margin beyond it."""
+        k = self.k
+        ph = _PHASE.to(device=y.device, dtype=self.refine.weight.dtype)
+        wf = torch.einsum("oiyx,pya,qxb->opqiab", self.refine.weight, ph, ph)  # (3, 2, 2, k, 3, 3)
+        eye = torch.eye(3, device=y.device, dtype=wf.dtype)
+        wr = torch.einsum("oi,pa,qb->opqiab", eye, ph[:, 1], ph[:, 1])  # (3, 2, 2, 3, 3, 3)
+        weight = torch.cat([wr, wf], 3).reshape(12, 3 + k, 3, 3)
+        bias = self.refine.bias.repeat_interleave(4)
+        if y.requires_grad:
+            y = torch.cat([y[:, :3], F.relu(y[:, 3:])], 1)
+        else:
+            y[:, 3:].relu_()
+        out = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), weight.to(y.dtype), bias.to(y.dtype))
+        return F.pixel_shuffle(out, 2)  # (N, 3, 2h, 2w)
 
 
 class Decoder(nn.Module):
