@@ -169,8 +169,11 @@ class ContentRunner:
         x = F.pad(self._to_tensor(np.stack(images)), pad, mode="replicate")
         n = x.shape[0]
         region_params = [None if s is None else s.params.expand(n) for s in style.styles]
+        window = self._window(ph, pw, top, left, h, w)
         with self._autocast():
-            y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook)
+            y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook,
+                                           window=window)
+        top, left = top - window[0], left - window[1]
         return list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
 
     def _tiles(self, ph: int, pw: int, tile: int):

@@ -358,12 +358,14 @@ class DinStyleNet(nn.Module):
         return out
 
     def forward_regions(self, content: Tensor, region_params: list[DinParams | None], weights: Tensor,
-                        strength: float = 1.0, stats_hook: Callable[[list[Stats]], list[Stats]] | None = None) -> Tensor:
+                        strength: float = 1.0, stats_hook: Callable[[list[Stats]], list[Stats]] | None = None,
+                        window: tuple[int, int, int, int] | None = None) -> Tensor:
         """Several styles in one image, blended inside the network.
 
         ``weights`` (N, K, H, W) are soft region masks summing to 1 over K; region k uses
         ``region_params[k]`` (None keeps the content). At every DIN layer the K DIN outputs are
         mixed by the mask resized to that layer's resolution, so edges blend in feature space.
+        ``window`` decodes only that part, as in ``forward``.
         """
         feats = self.encoder(content)
         stats = stats_hook([calc_mean_std(f, self.cfg.eps) for f in feats]) if stats_hook else None
@@ -378,7 +380,7 @@ class DinStyleNet(nn.Module):
                 acc = torch.addcmul(acc, m[:, k:k + 1], d)
             mixed.append(acc)
         del feats
-        return self.decoder(mixed)
+        return self.decoder(mixed, window)
 
     def content_stats(self, content: Tensor) -> list[Stats]:
         """Instance-norm statistics of every DIN input for ``content``."""
