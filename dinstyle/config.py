@@ -126,9 +126,11 @@ class TrainConfig:
     color_weight: float = 0.0
     # Distillation: folders of a teacher's stylizations (each with manifest.csv: target,content,style).
     # On a share ``distill_prob`` of the steps the batch is drawn from their pairs and the output is
-    # also compared with the teacher's (train.distill.distill_loss, weight ``distill_weight``).
+    # also compared with the teacher's: pixels and differences (train.distill.distill_loss, weight
+    # ``distill_weight``) and VGG maps (feature_distill_loss, weight ``distill_feature_weight``).
     targets: tuple[str, ...] = ()
     distill_weight: float = 1.0
+    distill_feature_weight: float = 0.0
     distill_prob: float = 1.0
     bank_size: int = 256  # every training image is decoded once to this square size
     # Content crops are replicate-padded by this many pixels before the network and the output

@@ -12,7 +12,7 @@ from PIL import Image
 from dinstyle.config import ModelConfig, TrainConfig
 from dinstyle.errors import InputError, OptionError
 from dinstyle.train.data import ImageBank
-from dinstyle.train.distill import TargetSet, distill_loss, draw_pairs, read_manifests
+from dinstyle.train.distill import FEATURE_TAPS, TargetSet, distill_loss, draw_pairs, feature_distill_loss, read_manifests
 from dinstyle.train.loop import train
 
 TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
@@ -64,6 +64,26 @@ def test_distill_term_is_zero_on_the_target_and_sees_what_pixel_l1_blurs():
     loss.sum().backward()
     with torch.no_grad():
         assert distill_loss(x - 0.01 * x.grad.sign(), t).sum() < loss.sum()
+
+
+def test_feature_term_compares_the_early_vgg_maps_with_the_teachers(vgg):
+    g = torch.Generator().manual_seed(1)
+    t = torch.rand(2, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        tf = vgg(t, taps=FEATURE_TAPS)
+    assert set(tf) == {"relu1_1", "relu2_1", "relu3_1"}
+    assert torch.equal(feature_distill_loss(tf, tf), torch.zeros(2))
+    # relu4_1, the content term's tap, plays no part
+    assert torch.equal(feature_distill_loss({**tf, "relu4_1": torch.ones(2, 1, 1, 1)}, tf), torch.zeros(2))
+    x = torch.rand(2, 3, 32, 32, generator=g, requires_grad=True)
+    loss = feature_distill_loss(vgg(x, taps=FEATURE_TAPS), tf)
+    assert loss.shape == (2,) and (loss > 0).all()
+    loss.sum().backward()
+    with torch.no_grad():
+        assert feature_distill_loss(vgg(x - 0.01 * x.grad.sign(), taps=FEATURE_TAPS), tf).sum() < loss.sum()
+    # each tap is balanced by its scale: a change at relu1_1 alone counts by 1 / 24**2
+    bumped = {**tf, "relu1_1": tf["relu1_1"] + 1.0}
+    assert torch.allclose(feature_distill_loss(bumped, tf), torch.full((2,), 1 / 24.0 ** 2))
 
 
 def test_manifests_are_read_with_their_folders_and_bad_ones_name_the_line(tmp_path, data):
@@ -150,6 +170,20 @@ def test_a_distillation_run_logs_its_term_and_moves_towards_the_teacher(tmp_path
     assert saved["targets"] == [str(folder)] and TrainConfig.from_dict(saved).targets == (str(folder),)
 
 
+def test_the_feature_term_alone_trains_towards_the_teacher(tmp_path, data):
+    """Pixel weight 0, VGG losses 0: the feature term is the whole objective, logged as the distill figure."""
+    _, _, cs, ss = data
+    folder = _targets(tmp_path / "t", [(cs[i % 3], ss[(i + 1) % 3]) for i in range(6)])
+    cfg = _cfg(data, folder, content_weight=0.0, style_weight=0.0, distill_weight=0.0, distill_feature_weight=1.0,
+               steps=12, lr=3e-3)
+    train(cfg, tmp_path / "run")
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(r["content"] == 0 and r["style"] == 0 and r["distill"] > 0 for r in log)
+    assert np.mean([r["distill"] for r in log[-3:]]) < np.mean([r["distill"] for r in log[:3]])
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["distill_feature_weight"] == 1.0 and saved["distill_weight"] == 0.0
+
+
 def test_mixed_steps_log_distillation_only_where_it_ran(tmp_path, data):
     _, _, cs, ss = data
     folder = _targets(tmp_path / "t", [(cs[i], ss[i]) for i in range(3)])
@@ -184,6 +218,8 @@ def test_cli_refuses_a_targets_folder_without_a_manifest(tmp_path, data):
     assert "no manifest.csv" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("train", "--content", str(c), "--style", str(s), "--targets", str(tmp_path / "c"), "--distill-prob", "2")
     assert r.exit_code == 2 and "--distill-prob 2.0: must be between 0 and 1" in r.stderr
+    r = run_cli("train", "--content", str(c), "--style", str(s), "--targets", str(tmp_path / "c"), "--distill-features", "-1")
+    assert r.exit_code == 2 and "--distill-features -1.0: must be >= 0" in r.stderr
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

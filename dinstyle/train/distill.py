@@ -6,9 +6,13 @@ student's output for (content, style) against the teacher's output for the same 
 one pass of the student and no VGG pass, so a CPU sees many more pairs per hour than with the
 perceptual losses alone.
 
-The term (``distill_loss``): pixel L1 plus L1 of the horizontal and vertical differences at full,
-1/2 and 1/4 resolution. The differences carry what a pixel L1 blurs away (the teacher's strokes
-and edges); the coarser scales carry the larger marks.
+The terms: ``distill_loss``, pixel L1 plus L1 of the horizontal and vertical differences at full,
+1/2 and 1/4 resolution (the differences carry what a pixel L1 blurs away, the teacher's strokes and
+edges; the coarser scales carry the larger marks); and ``feature_distill_loss``, the MSE of the
+VGG maps at relu1_1..relu3_1 of the output against the teacher's, each tap balanced as the
+perceptual losses are. A pixel L1 rewards a student that cannot yet place the teacher's marks for
+a cautious, photo-like average; the feature term rewards marks of the right kind near the right
+place, at the cost of one VGG pass on the target (the output's maps are shared with the style loss).
 
 Content and target are cropped and flipped together at the target's own scale (zoom 1: a zoomed
 target would not be what the teacher paints on a zoomed photo); the style is seen whole as in the
@@ -25,11 +29,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dinstyle.config import VGG_TAP_SCALE
 from dinstyle.errors import InputError
 from dinstyle.train.data import ImageBank
 
 MANIFEST = "manifest.csv"
 GRAD_SCALES = 3  # difference terms at 1, 1/2 and 1/4 resolution
+FEATURE_TAPS = ("relu1_1", "relu2_1", "relu3_1")  # texture and structure; relu4_1 is the content term's
 
 
 def distill_loss(out: Tensor, target: Tensor, grad_weight: float = 1.0) -> Tensor:
@@ -42,6 +48,17 @@ def distill_loss(out: Tensor, target: Tensor, grad_weight: float = 1.0) -> Tenso
             o, t = F.avg_pool2d(o, 2), F.avg_pool2d(t, 2)
         for dim in (-1, -2):
             total = total + grad_weight * (o.diff(dim=dim) - t.diff(dim=dim)).abs().mean((1, 2, 3))
+    return total
+
+
+def feature_distill_loss(out_feats: dict[str, Tensor], target_feats: dict[str, Tensor],
+                         taps: tuple[str, ...] = FEATURE_TAPS) -> Tensor:
+    """MSE of the VGG maps of the output against the teacher's target at ``taps``, each divided by
+    the tap's squared mean activation (as the content loss), summed over taps, per sample -> (N,)."""
+    total = 0.0
+    for t in taps:
+        d = (out_feats[t].float() - target_feats[t].float()).square().mean((1, 2, 3))
+        total = total + d / VGG_TAP_SCALE[t] ** 2
     return total
 
 

@@ -193,7 +193,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
     if cfg.lr <= 0 or cfg.style_weight < 0 or cfg.content_weight < 0:
         raise OptionError("--lr must be > 0 and the loss weights >= 0")
-    if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or (cfg.targets and cfg.distill_weight)):
+    if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or (cfg.targets and (cfg.distill_weight or cfg.distill_feature_weight))):
         raise OptionError("every loss weight is 0: nothing to train")
     if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (cfg.style_weight or cfg.content_weight):
         raise OptionError("steps without a teacher's targets need --style-weight or --content-weight > 0")
@@ -389,7 +389,8 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
                "style_view": cfg.style_view, "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob,
                "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
                "color_weight": cfg.color_weight, "targets": [Path(t).name for t in cfg.targets],
-               "distill_weight": cfg.distill_weight if cfg.targets else 0.0, "distill_prob": cfg.distill_prob if cfg.targets else 0.0,
+               "distill_weight": cfg.distill_weight if cfg.targets else 0.0,
+               "distill_feature_weight": cfg.distill_feature_weight if cfg.targets else 0.0, "distill_prob": cfg.distill_prob if cfg.targets else 0.0,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
                "device": last.get("device"), "note": note}
     return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))

@@ -2,8 +2,8 @@
 
 Terms (each weight 0 leaves its term out, and with both VGG weights 0 the VGG never runs on the
 output): content (relu4_1 MSE) and style (VGG channel statistics) from ``model.losses``, the colour
-term (``losses.color_loss``) and the distillation term (``train.distill.distill_loss``) on the
-batches that carry a teacher's targets. Also the reduced-precision settings the objective runs under.
+term (``losses.color_loss``) and, on the batches that carry a teacher's targets, the distillation
+terms (``train.distill``: pixels and differences; VGG maps against the teacher's). Also the reduced-precision settings the objective runs under.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from dinstyle.config import TrainConfig
 from dinstyle.errors import OptionError
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.model.losses import color_loss, content_loss, style_loss_stats
-from dinstyle.train.distill import distill_loss
+from dinstyle.train.distill import FEATURE_TAPS, distill_loss, feature_distill_loss
 
 
 def cpu_has_bf16() -> bool:
@@ -47,7 +47,8 @@ def autocast(device: torch.device, amp: str):
 class StyleTransferLoss(nn.Module):
     """The training objective as one module (so DistributedDataParallel can wrap it): DIN
     parameters from the style's VGG maps -> content path (``paint``) -> the weighted terms.
-    Returns (total, content, style, output, distill); distill is None without a target.
+    Returns (total, content, style, output, distill); distill (the weighted sum of the distillation
+    terms over their weights) is None without a target.
 
     ``amp`` runs the VGG in reduced precision; the content path joins it on GPUs only (on CPUs
     its depthwise convs are ~4x slower in bf16 than in float32)."""
@@ -58,6 +59,7 @@ class StyleTransferLoss(nn.Module):
         self.model, self.vgg = model, vgg
         self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
         self.color_weight, self.distill_weight = cfg.color_weight, cfg.distill_weight
+        self.feature_weight = cfg.distill_feature_weight
         self.layer_weights = tuple(cfg.style_layer_weights)
         self.pad = cfg.pad
         self.amp = amp
@@ -90,18 +92,27 @@ class StyleTransferLoss(nn.Module):
         out = self.paint(content, style_maps, mode)
         lc = ls = zero
         total = zero
-        if self.uses_vgg:
+        features = target is not None and self.feature_weight > 0
+        if self.uses_vgg or features:
             with autocast(self.device, self.amp):
-                of = self.vgg(out)
+                of = self.vgg(out) if self.uses_vgg else self.vgg(out, taps=FEATURE_TAPS)
+        if self.uses_vgg:
             lc = content_loss(of, cf).mean()
             ls = style_loss_stats(of, style_stats, layer_weights=self.layer_weights).mean()
             total = self.content_weight * lc + self.style_weight * ls
         if self.color_weight and style_rgb is not None:
             total = total + self.color_weight * color_loss(out, style_rgb, generator=color_gen).mean()
         ld = None
-        if target is not None and self.distill_weight:
-            ld = distill_loss(out, target).mean()
-            total = total + self.distill_weight * ld
+        if target is not None and (self.distill_weight or features):
+            weighted = zero
+            if self.distill_weight:
+                weighted = weighted + self.distill_weight * distill_loss(out, target).mean()
+            if features:
+                with torch.no_grad(), autocast(self.device, self.amp):
+                    tf = self.vgg(target, taps=FEATURE_TAPS)
+                weighted = weighted + self.feature_weight * feature_distill_loss(of, tf).mean()
+            total = total + weighted
+            ld = weighted / (self.distill_weight + self.feature_weight)
         return total, lc, ls, out, ld
 
 

@@ -39,8 +39,9 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         v = given.get(name)
         if v is not None and not 0 <= v <= 1:
             raise OptionError(f"{flag} {v}: must be between 0 and 1")
-    if given.get("distill_weight") is not None and given["distill_weight"] < 0:
-        raise OptionError(f"--distill-weight {given['distill_weight']}: must be >= 0")
+    for name, flag in (("distill_weight", "--distill-weight"), ("distill_feature_weight", "--distill-features")):
+        if given.get(name) is not None and given[name] < 0:
+            raise OptionError(f"{flag} {given[name]}: must be >= 0")
     for name, flag in FLAGS.items():
         v = given.get(name)
         if v is not None and v <= 0:
