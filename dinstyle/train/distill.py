@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dinstyle.config import VGG_TAP_SCALE
 from dinstyle.errors import InputError
+from dinstyle.model.losses import content_loss
 from dinstyle.train.data import ImageBank
 
 MANIFEST = "manifest.csv"
@@ -55,11 +55,7 @@ def feature_distill_loss(out_feats: dict[str, Tensor], target_feats: dict[str, T
                          taps: tuple[str, ...] = FEATURE_TAPS) -> Tensor:
     """MSE of the VGG maps of the output against the teacher's target at ``taps``, each divided by
     the tap's squared mean activation (as the content loss), summed over taps, per sample -> (N,)."""
-    total = 0.0
-    for t in taps:
-        d = (out_feats[t].float() - target_feats[t].float()).square().mean((1, 2, 3))
-        total = total + d / VGG_TAP_SCALE[t] ** 2
-    return total
+    return sum(content_loss(out_feats, target_feats, tap=t) for t in taps)
 
 
 @dataclass
