@@ -77,6 +77,9 @@ class ModelConfig:
     head: str = "bilinear"
     head_channels: int = 8  # feature channels carried to full resolution by the bilinear head
     dec_blocks: int = 0  # extra residual blocks after each decoder up-step (1/4 and 1/2 resolution)
+    # Blocks after the last up-step (1/2 resolution, the costliest place) where they differ from
+    # ``dec_blocks``: 0 puts the extra capacity at 1/4 resolution only. None = ``dec_blocks``.
+    dec_fine_blocks: int | None = None
     # One DIN layer per resolution, fed by these VGG taps of the style (full, 1/2, 1/4).
     style_taps: tuple[str, str, str] = ("relu2_1", "relu3_1", "relu4_1")
     param_hidden: int = 64  # width of the weight/bias nets

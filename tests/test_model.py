@@ -166,13 +166,34 @@ def test_a_shuffle_head_converts_to_a_bilinear_head_that_starts_from_its_output(
     assert torch.allclose(b, expect, atol=1e-5)
 
 
-@pytest.mark.parametrize("unshuffle,n_res,dec_blocks", [(2, 2, 0), (2, 2, 1), (1, 0, 2), (2, 1, 2)])
+def test_decoder_blocks_at_quarter_resolution_grow_a_trained_model_without_changing_its_output():
+    """--init into a model with --dec-blocks 1 --dec-fine-blocks 0: new blocks at 1/4 resolution
+    only, zero-initialised residuals, so training starts from the old model's exact output."""
+    import dataclasses
+
+    from dinstyle.model.net import convert_state
+
+    old = _randomised(ModelConfig(widths=(8, 8, 16), param_hidden=8))
+    new = DinStyleNet(dataclasses.replace(old.cfg, dec_blocks=1, dec_fine_blocks=0)).eval()
+    state, fresh = convert_state(old.state_dict(), new)
+    new.load_state_dict(state)
+    assert fresh and all(k.startswith("decoder.res2.") for k in fresh)
+    x = torch.rand(1, 3, 32, 32)
+    p = _params(old, 1, "standard")
+    with torch.no_grad():
+        assert torch.equal(old(x, p), new(x, p))
+    assert sum(t.numel() for t in new.parameters()) > sum(t.numel() for t in old.parameters())
+
+
+@pytest.mark.parametrize("unshuffle,n_res,dec_blocks,fine", [(2, 2, 0, None), (2, 2, 1, None), (1, 0, 2, None),
+                                                             (2, 1, 2, None), (2, 2, 2, 0), (1, 1, 0, 2)])
 @pytest.mark.parametrize("mode", ["standard", "adaptive"])
-def test_decoding_a_window_equals_the_whole_decode_cut_to_it(unshuffle, n_res, dec_blocks, mode):
+def test_decoding_a_window_equals_the_whole_decode_cut_to_it(unshuffle, n_res, dec_blocks, fine, mode):
     """Training decodes only the crop inside its padding margin: the same pixels as decoding all."""
     torch.manual_seed(0)
     m = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8, unshuffle=unshuffle, n_res=n_res,
-                                dec_blocks=dec_blocks)).eval()
+                                dec_blocks=dec_blocks, dec_fine_blocks=fine)).eval()
+    assert (len(m.decoder.res2), len(m.decoder.res1)) == (dec_blocks, dec_blocks if fine is None else fine)
     for mod in m.modules():  # no zero-initialised (identity) parts: every conv's reach counts
         if isinstance(mod, torch.nn.Conv2d):
             torch.nn.init.normal_(mod.weight, std=0.3)
@@ -227,3 +248,15 @@ def test_the_heads_fused_up_sampling_equals_bilinear_then_refine_inside_the_bord
     assert not torch.allclose(outs[0], outs[1])  # the ring: zeros past the edge in the two-step form
     with torch.no_grad():  # inference relus in place: the same values
         assert torch.allclose(head(h, (22, 28)), outs[0], rtol=0, atol=1e-12)
+
+
+def test_train_refuses_negative_decoder_blocks_before_loading_anything(tmp_path):
+    from typer.testing import CliRunner
+
+    from dinstyle.cli import app
+
+    for flag in ("--dec-blocks", "--dec-fine-blocks"):
+        r = CliRunner().invoke(app, ["train", "--content", str(tmp_path), "--style", str(tmp_path), flag, "-1",
+                                     "--out", str(tmp_path / "run")])
+        assert r.exit_code == 2 and f"{flag} -1: must be >= 0" in r.stderr and "Traceback" not in r.stderr
+        assert not (tmp_path / "run").exists()

@@ -159,7 +159,8 @@ class Decoder(nn.Module):
         self.up2 = UpBlock(c3, c2)
         self.up1 = UpBlock(c2, c1)
         self.res2 = nn.Sequential(*[ResidualBlock(c2, zero_init=True) for _ in range(cfg.dec_blocks)])
-        self.res1 = nn.Sequential(*[ResidualBlock(c1, zero_init=True) for _ in range(cfg.dec_blocks)])
+        fine = cfg.dec_blocks if cfg.dec_fine_blocks is None else cfg.dec_fine_blocks
+        self.res1 = nn.Sequential(*[ResidualBlock(c1, zero_init=True) for _ in range(fine)])
         self.unshuffle = cfg.unshuffle
         self.kind = cfg.head
         if cfg.head == "bilinear":
@@ -177,9 +178,8 @@ class Decoder(nn.Module):
         """How far (in each level's own pixels, finest level first) a level's map must extend
         beyond a window of the output for the window to decode exactly: the reach of the 3x3
         convs, residual blocks and bilinear steps that follow it, plus the next level's margin."""
-        n_dec = len(self.res1)
-        m1 = 4 + 2 * n_dec  # up1's 3x3, res1, head 3x3, bilinear x2, refine 3x3
-        m2 = -(-m1 // 2) + 2 + 2 * n_dec  # up2's 3x3, res2, bilinear x2
+        m1 = 4 + 2 * len(self.res1)  # up1's 3x3, res1, head 3x3, bilinear x2, refine 3x3
+        m2 = -(-m1 // 2) + 2 + 2 * len(self.res2)  # up2's 3x3, res2, bilinear x2
         m3 = -(-m2 // 2) + 2 * len(self.res) + 1  # res, bilinear x2
         return m1, m2, m3
 

@@ -16,7 +16,7 @@ MACHINE = ("device", "workers", "amp", "checkpoint_every", "preview_every", "log
 # Where this call finds the data and the cache: this call's where it names them, else the run's.
 PLACES = ("content_dir", "style_dir", "data_pack", "vgg", "style_cache_dir", "targets")
 # ModelConfig fields a new run may set; a resumed run keeps its model.
-MODEL = ("deform_kernel", "dec_blocks")
+MODEL = ("deform_kernel", "dec_blocks", "dec_fine_blocks")
 AMP = ("auto", "bf16", "fp16", "none")
 COMPILE = ("auto", "on", "off")
 FLAGS = {"lr": "--lr", "steps": "--steps", "batch_size": "--batch-size"}
@@ -47,7 +47,10 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         if v is not None and v <= 0:
             raise OptionError(f"{flag} {v}: must be > 0")
     if resume and any(given.get(k) is not None for k in MODEL):
-        raise OptionError("--deform-kernel/--dec-blocks shape a new model; they cannot change on --resume")
+        raise OptionError("--deform-kernel/--dec-blocks/--dec-fine-blocks shape a new model; they cannot change on --resume")
+    for name, flag in (("dec_blocks", "--dec-blocks"), ("dec_fine_blocks", "--dec-fine-blocks")):
+        if given.get(name) is not None and given[name] < 0:
+            raise OptionError(f"{flag} {given[name]}: must be >= 0")
 
 
 def new_config(given: dict) -> TrainConfig:
