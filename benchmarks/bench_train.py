@@ -102,6 +102,8 @@ def main() -> None:
             ("distillation only, crop 256 (whole 256-px pairs; 4x the pixels a step)",
              [*distill, "--content-weight", "0", "--style-weight", "0", "--crop", "256"]),
             ("distillation + VGG losses on every step", distill),
+            ("feature distillation (relu1_1-relu3_1 of output and target) + VGG losses, no pixel term",
+             [*distill, "--distill-weight", "0", "--distill-features", "1"]),
         ]
     for i, (name, args) in enumerate(configs):
         rows.append((name, run_train(ROOT, [*common, *args], tmp / f"r{i}", a.steps, a.skip)))
