@@ -39,7 +39,8 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         v = given.get(name)
         if v is not None and not 0 <= v <= 1:
             raise OptionError(f"{flag} {v}: must be between 0 and 1")
-    for name, flag in (("distill_weight", "--distill-weight"), ("distill_feature_weight", "--distill-features")):
+    for name, flag in (("distill_weight", "--distill-weight"), ("distill_feature_weight", "--distill-features"),
+                       ("dec_blocks", "--dec-blocks"), ("dec_fine_blocks", "--dec-fine-blocks")):
         if given.get(name) is not None and given[name] < 0:
             raise OptionError(f"{flag} {given[name]}: must be >= 0")
     for name, flag in FLAGS.items():
@@ -47,10 +48,8 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         if v is not None and v <= 0:
             raise OptionError(f"{flag} {v}: must be > 0")
     if resume and any(given.get(k) is not None for k in MODEL):
-        raise OptionError("--deform-kernel/--dec-blocks/--dec-fine-blocks shape a new model; they cannot change on --resume")
-    for name, flag in (("dec_blocks", "--dec-blocks"), ("dec_fine_blocks", "--dec-fine-blocks")):
-        if given.get(name) is not None and given[name] < 0:
-            raise OptionError(f"{flag} {given[name]}: must be >= 0")
+        flags = "/".join("--" + k.replace("_", "-") for k in MODEL)
+        raise OptionError(f"{flags} shape a new model; they cannot change on --resume")
 
 
 def new_config(given: dict) -> TrainConfig:
