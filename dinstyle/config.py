@@ -91,7 +91,10 @@ class ModelConfig:
     eps: float = 1e-5
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["dec_fine_blocks"] is None:  # the default layout: weights stay readable by releases before the option
+            del d["dec_fine_blocks"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

@@ -22,7 +22,7 @@ from dinstyle.model import DinStyleNet
 from dinstyle.runtime import is_out_of_memory
 from dinstyle.styles import RegionStyle, Style
 
-TILE_CONTEXT = 96  # context around each tile: covers the network's receptive field, so tiles agree
+MIN_TILE_CONTEXT = 96  # context around each tile, at least: the model's reach (tiles agree) and slack for deformable offsets
 AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
 AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
 # Peak memory per pixel on the CPU (fp32), measured with the shipped model (~340 B/px at 1080p and 4K,
@@ -64,6 +64,8 @@ class ContentRunner:
 
     def __init__(self, model: DinStyleNet, device: torch.device, dtype: torch.dtype):
         self.model, self.device, self.dtype = model, device, dtype
+        m = model.multiple  # tile corners stay on the network's grid
+        self.tile_context = max(MIN_TILE_CONTEXT, -(-model.reach // m) * m)
 
     def stylize_resilient(self, images: list[np.ndarray], style: Style | RegionStyle, *, tile: int | None = None,
                           **kw) -> list[np.ndarray]:
@@ -104,7 +106,7 @@ class ContentRunner:
         one tile with its context plus the whole-image copies."""
         t = self.tile_size_for(h, w, tile)
         if t:
-            return h * w * 15 + (t + 2 * TILE_CONTEXT) ** 2 * NET_BYTES_PER_PIXEL
+            return h * w * 15 + (t + 2 * self.tile_context) ** 2 * NET_BYTES_PER_PIXEL
         return h * w * NET_BYTES_PER_PIXEL
 
     def tile_size_for(self, h: int, w: int, tile: int | None) -> int:
@@ -178,7 +180,7 @@ class ContentRunner:
 
     def _tiles(self, ph: int, pw: int, tile: int):
         """Cores (y0, y1, x0, x1) covering the padded image, and their context windows."""
-        c = TILE_CONTEXT
+        c = self.tile_context
         for y0 in range(0, ph, tile):
             for x0 in range(0, pw, tile):
                 y1, x1 = min(ph, y0 + tile), min(pw, x0 + tile)

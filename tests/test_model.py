@@ -260,3 +260,31 @@ def test_train_refuses_negative_decoder_blocks_before_loading_anything(tmp_path)
                                      "--out", str(tmp_path / "run")])
         assert r.exit_code == 2 and f"{flag} -1: must be >= 0" in r.stderr and "Traceback" not in r.stderr
         assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("unshuffle,n_res,dec_blocks,fine", [(2, 2, 0, None), (2, 2, 2, 0), (2, 1, 1, None), (1, 1, 0, 2)])
+@pytest.mark.parametrize("mode", ["standard", "adaptive"])
+def test_tiles_with_the_models_reach_as_context_equal_the_whole_image(unshuffle, n_res, dec_blocks, fine, mode):
+    """Tiled stylization: each tile's core, run with ``reach`` of context and whole-image statistics,
+    is exactly the whole image's output there, whatever the decoder's depth."""
+    torch.manual_seed(0)
+    m = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8, unshuffle=unshuffle, n_res=n_res,
+                                dec_blocks=dec_blocks, dec_fine_blocks=fine)).eval()
+    for mod in m.modules():  # no identity parts: every conv's reach counts
+        if isinstance(mod, torch.nn.Conv2d):
+            torch.nn.init.normal_(mod.weight, std=0.3)
+    p = _params(m, 1, mode).map(lambda t: t.detach().double())
+    m.double()
+    k = m.multiple
+    c = -(-m.reach // k) * k
+    size, tile = 2 * c + 3 * k * 4, k * 4
+    x = torch.rand(1, 3, size, size, dtype=torch.float64)
+    seen = []
+    with torch.no_grad():
+        full = m(x, p, stats_hook=lambda s: seen.append(s) or s)
+        for y0 in (0, c, size - tile):  # a corner tile, an inner tile, an edge tile
+            x0 = c
+            cy0, cx0, cy1, cx1 = max(0, y0 - c), max(0, x0 - c), min(size, y0 + tile + c), min(size, x0 + tile + c)
+            part = m(x[..., cy0:cy1, cx0:cx1], p, stats=seen[0], origin=(cy0, cx0),
+                     window=(y0 - cy0, x0 - cx0, tile, tile))
+            assert torch.allclose(part, full[..., y0:y0 + tile, x0:x0 + tile], rtol=0, atol=1e-9 * full.abs().max())

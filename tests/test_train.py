@@ -245,3 +245,25 @@ def test_sigterm_to_the_process_group_stops_at_a_step_boundary(tmp_path, data):
     assert step >= 10
     train(_cfg(data, steps=100_000), run, resume=True, max_steps=1)
     assert load_checkpoint(run)["step"] == step + 1
+
+
+def test_init_keeps_the_sources_model_options_unless_given(tmp_path):
+    """--init from weights with deformable layers keeps them (their offset nets are not dropped);
+    a model option given on the command line wins; --resume refuses every model option."""
+    from dinstyle.errors import OptionError
+    from dinstyle.train.options import MODEL, call_config
+
+    src = tmp_path / "w"
+    src.mkdir()
+    (src / "config.json").write_text(json.dumps({"format_version": 1, "model": {"deform_kernel": 3, "dec_blocks": 1}}))
+    data = {"content_dir": str(tmp_path), "style_dir": str(tmp_path)}
+    assert call_config(data)[0].model.deform_kernel == 0
+    cfg = call_config(data, init=src)[0]
+    assert (cfg.model.deform_kernel, cfg.model.dec_blocks, cfg.model.dec_fine_blocks) == (3, 1, None)
+    cfg = call_config({**data, "dec_blocks": 2, "dec_fine_blocks": 0}, init=src)[0]
+    assert (cfg.model.deform_kernel, cfg.model.dec_blocks, cfg.model.dec_fine_blocks) == (3, 2, 0)
+    assert call_config(data, init=tmp_path / "missing")[0].model.deform_kernel == 0  # --init reports it later
+    for k in MODEL:
+        flag = "--" + k.replace("_", "-")
+        with pytest.raises(OptionError, match=flag):
+            call_config({k: 1}, resume=True)

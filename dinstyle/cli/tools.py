@@ -36,7 +36,7 @@ def train(
     data_pack: Annotated[Optional[Path], typer.Option("--data-pack", help="A `dinstyle pack-data` file instead of the folders.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Run folder (checkpoints, log.jsonl, previews).")] = Path("runs/dinstyle"),
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Start a new run from trained weights (a weights or run folder; a changed decoder keeps what fits).")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start a new run from trained weights (a weights or run folder; a changed decoder keeps what fits). The model options not given are the source's.")] = None,
     vgg: o.Vgg = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help=with_default("Total steps of the run (sets the schedule)", f"{T.steps}; on --resume: the run's"))] = None,
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps in this call (resume later).")] = None,
@@ -103,7 +103,7 @@ def train(
             checkpoint_every=checkpoint_every, preview_every=preview_every, log_every=log_every, seed=seed,
             device=device, amp=amp, compile=compile_, deform_kernel=deform_kernel, dec_blocks=dec_blocks,
             dec_fine_blocks=dec_fine_blocks)
-        cfg, overrides = call_config(options, resume=resume is not None, init=init is not None)
+        cfg, overrides = call_config(options, resume=resume is not None, init=init)
         run_dir = resume or out
         with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeRemainingColumn(), console=render.err) as prog:

@@ -295,6 +295,19 @@ class DinStyleNet(nn.Module):
         """Input sides must be multiples of this (the engine pads and crops back)."""
         return 4 * self.cfg.unshuffle
 
+    @property
+    def reach(self) -> int:
+        """How far (input pixels) an output pixel sees beyond itself through the convolutions, given
+        the instance-norm statistics: the context a tile needs so that tiles agree with the whole
+        image. The largest over the three DIN levels of the encoder's reach into that level plus the
+        DIN kernel's and the decoder's margin at it (deformable offsets not included)."""
+        cfg, u = self.cfg, self.cfg.unshuffle
+        din = max(cfg.kernel_size, cfg.deform_kernel or 1) // 2
+        enc = [u - 1 + u * (cfg.stem_kernel // 2)]  # unshuffle slack, stem
+        enc.append(enc[0] + u)  # down1's 3x3 at level 1
+        enc.append(enc[1] + 2 * u + 4 * u * 2 * cfg.n_res)  # down2's 3x3 at level 2, residual blocks at level 3
+        return max(e + s * (din + m) for e, s, m in zip(enc, (u, 2 * u, 4 * u), self.decoder.margins()))
+
     # -- style path -------------------------------------------------------------------------
     def style_params(self, vgg_feats: dict[str, Tensor], mode: str | DinKind = "standard") -> DinParams:
         # The unnormalised VGG's taps differ ~20x in scale: bring each to about unit mean first.

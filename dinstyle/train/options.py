@@ -7,6 +7,8 @@ CLI's options default to "not given"); every default is ``TrainConfig``'s. No to
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 from dinstyle.config import ModelConfig, TrainConfig
 from dinstyle.errors import OptionError
@@ -76,12 +78,29 @@ def resume_config(saved: TrainConfig, call: TrainConfig, overrides: dict | None 
     return cfg
 
 
-def call_config(given: dict, *, resume: bool = False, init: bool = False) -> tuple[TrainConfig, dict | None]:
+def source_model_options(source: str | Path) -> dict:
+    """The model options (``MODEL``) that trained weights were built with: a run folder's
+    train_config.json or a weights folder's config.json; {} where neither can be read (``--init``
+    then reports the source itself)."""
+    src = Path(source)
+    for name in ("train_config.json", "config.json"):
+        try:
+            model = json.loads((src / name).read_text()).get("model", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        return {k: model[k] for k in MODEL if isinstance(model, dict) and model.get(k) is not None}
+    return {}
+
+
+def call_config(given: dict, *, resume: bool = False, init: str | Path | None = None) -> tuple[TrainConfig, dict | None]:
     """From the options of one call: the TrainConfig to pass to ``train`` and, on ``resume``, the
-    overrides (the run settings given, ``steps`` included) that ``resume_config`` applies."""
+    overrides (the run settings given, ``steps`` included) that ``resume_config`` applies. With
+    ``init``, the model options not given are the source's (its deformable layers are kept)."""
     given = {k: v for k, v in given.items() if v is not None}
-    check_options(given, resume=resume, init=init)
+    check_options(given, resume=resume, init=init is not None)
     if not resume:
+        if init is not None:
+            given = {**source_model_options(init), **given}
         return new_config(given), None
     call = new_config({k: v for k, v in given.items() if k in MACHINE or k in PLACES})
     return call, {k: v for k, v in given.items() if k not in MACHINE and k not in PLACES}
