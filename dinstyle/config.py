@@ -130,6 +130,9 @@ class TrainConfig:
     # Weight of the colour term: sliced Wasserstein distance of the output's RGB colours to the
     # style image's (losses.color_loss); 0 = off. The VGG mean/std loss alone lets palettes drift.
     color_weight: float = 0.0
+    # Weight of the share-free palette term (losses.palette_loss): the output's colours near the
+    # painting's and each of the painting's colours somewhere in the output, in any shares; 0 = off.
+    palette_weight: float = 0.0
     # Distillation: folders of a teacher's stylizations (each with manifest.csv: target,content,style).
     # On a share ``distill_prob`` of the steps the batch is drawn from their pairs and the output is
     # also compared with the teacher's: pixels and differences (train.distill.distill_loss, weight

@@ -135,6 +135,35 @@ def test_colour_term_is_zero_for_the_same_colours_and_pulls_towards_the_style():
     assert float(after.sum()) < 0.3 * float(before.sum())
 
 
+def test_palette_term_ignores_shares_and_pulls_stray_colours_in():
+    from dinstyle.model.losses import color_loss, palette_loss
+
+    white, black = torch.ones(1, 3, 1, 1), torch.zeros(1, 3, 1, 1)
+    half = torch.cat([white.expand(1, 3, 16, 32), black.expand(1, 3, 16, 32)], 2)  # half white, half black
+    mostly = torch.cat([white.expand(1, 3, 30, 32), black.expand(1, 3, 2, 32)], 2)  # same colours, other shares
+    assert float(palette_loss(mostly, half)) == 0.0 and float(color_loss(mostly, half)) > 0.1
+    assert float(palette_loss(white.expand(1, 3, 32, 32), half)) > 0.5  # black missing from the output
+    g = torch.Generator().manual_seed(0)
+    style = torch.rand(2, 3, 16, 16, generator=g)
+    out = (style * 0.3 + 0.5).requires_grad_(True)  # a washed-out palette
+    before = palette_loss(out, style, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.SGD([out], lr=200.0)
+    for step in range(40):
+        opt.zero_grad()
+        palette_loss(out, style, points=256, generator=torch.Generator().manual_seed(step)).sum().backward()
+        opt.step()
+    after = palette_loss(out.detach(), style, generator=torch.Generator().manual_seed(1))
+    assert float(after.sum()) < 0.5 * float(before.sum())
+
+
+def test_training_with_the_palette_term(tmp_path, data):
+    cfg = _cfg(data, palette_weight=50.0)
+    train(cfg, tmp_path / "r", max_steps=2)
+    assert json.loads((tmp_path / "r" / "train_config.json").read_text())["palette_weight"] == 50.0
+    log = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] > log[-1]["content"] + cfg.style_weight * log[-1]["style"]  # the palette term is in
+
+
 def test_training_with_the_colour_term(tmp_path, data):
     cfg = _cfg(data, color_weight=5.0)
     train(cfg, tmp_path / "r", max_steps=2)

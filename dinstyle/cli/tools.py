@@ -49,6 +49,7 @@ def train(
     style_weight: Annotated[Optional[float], typer.Option("--style-weight", help="Weight of the style loss (content weight 1).")] = None,
     content_weight: Annotated[Optional[float], typer.Option("--content-weight", help="Weight of the content loss.")] = None,
     color_weight: Annotated[Optional[float], typer.Option("--color-weight", help="Weight of the colour term (sliced Wasserstein distance of the output's RGB colours to the style's; 0 = off).")] = None,
+    palette_weight: Annotated[Optional[float], typer.Option("--palette-weight", help="Weight of the palette term (each output colour near one of the style's and each style colour somewhere in the output, in any shares; 0 = off).")] = None,
     targets: Annotated[Optional[list[Path]], typer.Option("--targets", help="Distillation: a folder of a teacher's outputs with manifest.csv (target,content,style); repeat for more.")] = None,
     distill_weight: Annotated[Optional[float], typer.Option("--distill-weight", help=with_default("Weight of the distillation term (pixel L1 + multi-scale gradient L1 against the teacher)", T.distill_weight))] = None,
     distill_features: Annotated[Optional[float], typer.Option("--distill-features", help=with_default("Weight of the feature distillation term (MSE of VGG relu1_1..relu3_1 maps against the teacher's output's)", T.distill_feature_weight))] = None,
@@ -94,7 +95,7 @@ def train(
         options = dict(
             content_dir=path(content), style_dir=path(style), data_pack=path(data_pack), vgg=path(vgg), steps=steps,
             batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, style_weight=style_weight,
-            content_weight=content_weight, color_weight=color_weight,
+            content_weight=content_weight, color_weight=color_weight, palette_weight=palette_weight,
             targets=tuple(str(t) for t in targets) if targets else None, distill_weight=distill_weight, distill_feature_weight=distill_features, distill_prob=distill_prob, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
             content_zoom=_floats(content_zoom, 2, "--content-zoom"), style_view=style_view,
             style_zoom=_floats(style_zoom, 2, "--style-zoom"), style_cache_dir=path(style_cache_dir),

@@ -15,7 +15,7 @@ from torch import nn
 from dinstyle.config import TrainConfig
 from dinstyle.errors import OptionError
 from dinstyle.model import DinStyleNet, VGGEncoder
-from dinstyle.model.losses import color_loss, content_loss, style_loss_stats
+from dinstyle.model.losses import color_loss, content_loss, palette_loss, style_loss_stats
 from dinstyle.train.distill import FEATURE_TAPS, distill_loss, feature_distill_loss
 
 
@@ -59,7 +59,7 @@ class StyleTransferLoss(nn.Module):
         self.model, self.vgg = model, vgg
         self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
         self.color_weight, self.distill_weight = cfg.color_weight, cfg.distill_weight
-        self.feature_weight = cfg.distill_feature_weight
+        self.feature_weight, self.palette_weight = cfg.distill_feature_weight, cfg.palette_weight
         self.layer_weights = tuple(cfg.style_layer_weights)
         self.pad = cfg.pad
         self.amp = amp
@@ -102,6 +102,8 @@ class StyleTransferLoss(nn.Module):
             total = self.content_weight * lc + self.style_weight * ls
         if self.color_weight and style_rgb is not None:
             total = total + self.color_weight * color_loss(out, style_rgb, generator=color_gen).mean()
+        if self.palette_weight and style_rgb is not None:
+            total = total + self.palette_weight * palette_loss(out, style_rgb, generator=color_gen).mean()
         ld = None
         if target is not None and (self.distill_weight or features):
             weighted = zero
