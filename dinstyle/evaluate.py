@@ -4,6 +4,8 @@ Scores per pair, averaged: style loss and content loss measured with the VGG-19 
 training, SSIM of the output against the content (grey levels, 11x11 Gaussian window), and the
 seconds the content path took per image; the stripe figure (2-pixel line/checkerboard energy,
 ``metrics.stripe_energy``) of the outputs and, for reference, of the content images themselves.
+Dark patches: the share of the contents' light areas that come out dark at a 16-px scale
+(``metrics.dark_patches``): blotches of near-black over faces and skies, not strokes or outlines.
 
 Texture distinctness, over the whole grid of outputs: how often an output's own style is the
 nearest of all the grid's styles by the balanced style distance (the style loss between channel
@@ -32,7 +34,7 @@ from dinstyle.config import STYLIZE, TOOLS
 from dinstyle.engine import Stylizer
 from dinstyle.errors import InputError
 from dinstyle.io.images import fit_size, list_images, read_image, resize_rgb
-from dinstyle.metrics import color_distance, flat_output_fraction, grey_rgb, ssim, stripe_energy
+from dinstyle.metrics import color_distance, dark_patches, flat_output_fraction, grey_rgb, ssim, stripe_energy
 from dinstyle.model.din import calc_mean_std
 from dinstyle.model.losses import content_loss, stats_distance, style_loss
 
@@ -54,7 +56,8 @@ def score(output: np.ndarray, content: np.ndarray, style: np.ndarray, vgg, conte
     sf = style_feats if style_feats is not None else vgg(_t(style, dev))
     return {"style_loss": float(style_loss(of, sf)[0]), "content_loss": float(content_loss(of, cf)[0]),
             "ssim": ssim(output, content), "flat_const": flat_output_fraction(output, content),
-            "stripe": stripe_energy(output), "color": color_distance(output, style)}
+            "stripe": stripe_energy(output), "color": color_distance(output, style),
+            "dark_patches": dark_patches(output, content)}
 
 
 @dataclass
@@ -68,6 +71,7 @@ class EvalResult:
     content_stripe: float  # the same figure for the content images (what the photos have themselves)
     color: float  # palette distance of the outputs to their styles (Hellinger, 8x8x8 RGB histograms)
     content_color: float  # the same for the contents themselves (what doing nothing scores)
+    dark_patches: float  # share of the contents' light areas painted dark (metrics.dark_patches; NaN: none light)
     distinct_rgb: float  # share of outputs whose own style is the nearest of the grid's (RGB, relu1_1..4_1)
     distinct_grey: float  # the same on grey images at relu2_1..relu4_1 (palette removed)
     distinct_chance: float  # 1 / number of styles
@@ -155,10 +159,11 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
                       content_stripe=avg([{"s": stripe_energy(c.rgb)} for c in contents], "s"),
                       color=avg(allrows, "color"),
                       content_color=avg([{"c": color_distance(c.rgb, styles_cache[s][1])} for c, (s, _) in pairs], "c"),
+                      dark_patches=avg(allrows, "dark_patches"),
                       distinct_rgb=grid.share(grey=False), distinct_grey=grid.share(grey=True),
                       distinct_chance=1.0 / len(grid.styles),
                       seconds_per_image=float(statistics.median(secs)) if secs else float("nan"),
-                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const", "stripe", "color")} for k, v in rows.items()})
+                      per_style={k: {m: avg(v, m) for m in ("style_loss", "content_loss", "ssim", "flat_const", "stripe", "color", "dark_patches")} for k, v in rows.items()})
 
 
 def _given_output(folder: Path, content, style_path: Path) -> np.ndarray:

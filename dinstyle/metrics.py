@@ -92,6 +92,21 @@ def flat_output_fraction(output: np.ndarray, content: np.ndarray, threshold: flo
     return float((local_std(output)[flat_in] < threshold).mean())
 
 
+def dark_patches(output: np.ndarray, content: np.ndarray, window: int = 16, light: int = 128, dark: int = 64) -> float:
+    """Among the content's light areas (grey level >= ``light`` after a ``window``-pixel box blur),
+    the share that come out dark (blurred grey < ``dark``) in the output: patches of near-black laid
+    over faces and skies. The blur averages fine strokes and outlines away, so an etched line
+    texture scores low and only a dark area about ``window`` pixels wide or more counts. NaN when
+    the content has no light area."""
+    def grey(x: np.ndarray) -> np.ndarray:
+        return cv2.blur(cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY).astype(np.float32), (window, window))
+
+    lit = grey(content) >= light
+    if not lit.any():
+        return float("nan")
+    return float((grey(output)[lit] < dark).mean())
+
+
 def _flow(a_gray: np.ndarray, b_gray: np.ndarray) -> np.ndarray:
     """Dense flow that maps pixels of ``a`` to ``b`` (Farneback)."""
     return cv2.calcOpticalFlowFarneback(a_gray, b_gray, None, 0.5, 3, 15, 3, 5, 1.2, 0)

@@ -230,6 +230,20 @@ def test_python_m_dinstyle_train_is_the_train_command():
     assert p.returncode == 0 and "Train MobileNet-DIN" in p.stdout, p.stderr
 
 
+def test_dark_patches_count_dark_areas_over_light_ones_not_strokes():
+    from dinstyle.metrics import dark_patches
+
+    content = np.full((128, 128, 3), 200, np.uint8)
+    assert dark_patches(content, content) == 0.0
+    blotch = content.copy()
+    blotch[32:64, 32:96] = 10  # a dark patch over an eighth of the light area
+    assert 0.06 < dark_patches(blotch, content) <= 0.125  # its edges soften in the blur
+    lines = content.copy()
+    lines[:, ::8] = 0  # thin dark strokes everywhere: an etched texture, not a patch
+    assert dark_patches(lines, content) == 0.0
+    assert np.isnan(dark_patches(blotch, np.zeros_like(content)))  # no light area to darken
+
+
 def test_flat_output_fraction_ranks_flat_outputs():
     from dinstyle.metrics import flat_output_fraction
 

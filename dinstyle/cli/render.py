@@ -301,7 +301,7 @@ def eval_table(rows: list[dict], model_id: str) -> None:
 
     t = Table(title=f"dinstyle eval ({rows[0]['pairs']} pairs, model {model_id})")
     for col in ("mode", "style loss", "content loss", "SSIM", "flat kept flat", "stripe (contents)",
-                "colour dist. (contents)", "distinct RGB / grey (chance)", "s / image"):
+                "colour dist. (contents)", "light made dark", "distinct RGB / grey (chance)", "s / image"):
         t.add_column(col, justify="right")
 
     def num(v, fmt):
@@ -310,7 +310,7 @@ def eval_table(rows: list[dict], model_id: str) -> None:
     for r in rows:
         t.add_row(r["mode"], f"{r['style_loss']:.3f}", f"{r['content_loss']:.3f}", f"{r['ssim']:.3f}",
                   num(r["flat_const"], ".3f"), f"{r['stripe']:.2f} ({r['content_stripe']:.2f})",
-                  f"{r['color']:.3f} ({r['content_color']:.3f})",
+                  f"{r['color']:.3f} ({r['content_color']:.3f})", num(r.get("dark_patches"), ".3f"),
                   f"{num(r['distinct_rgb'], '.2f')} / {num(r['distinct_grey'], '.2f')} ({num(r['distinct_chance'], '.2f')})",
                   num(r["seconds_per_image"], ".3f"))
     Console().print(t)
