@@ -7,7 +7,9 @@ code moved; the float64 training step (train64/) was added for issue 23 on an AM
 of values records the machine that wrote it (CPU model, torch version, thread count): there every
 value must be equal to the bit; elsewhere float kernels may differ in the last bits, so values are
 compared with a tolerance sized to the precision of the path (float64, float32, bf16 against the
-float64 step). Rewrite the reference only when a change of the numerics is intended:
+float64 step). Groups written before the fingerprint named the instruction set (two Xeons
+that both call themselves "Intel(R) Xeon(R) Processor" round differently) match no machine now and
+are compared with the tolerance everywhere. Rewrite the reference only when a change of the numerics is intended:
 ``DINSTYLE_PIN_WRITE=1 python3 -m pytest tests/test_pinned_outputs.py`` (one test: ``-k NAME``).
 """
 from __future__ import annotations
@@ -28,9 +30,19 @@ TINY = dict(widths=(8, 8, 16), param_hidden=8, deform_kernel=3)
 
 
 def _fingerprint() -> str:
+    """The machine, as far as float kernels tell machines apart: virtual machines report one generic
+    model name ("Intel(R) Xeon(R) Processor") for CPUs whose kernels round differently, so the
+    instruction-set features torch dispatches on (its CPU capability, AMX, AVX512-BF16/FP16) count too."""
     from dinstyle.runtime import cpu_name
 
-    return f"{platform.machine()} | {cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} threads"
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), []))
+    except OSError:
+        flags = set()
+    isa = ",".join(sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512_fp16", "avx512f", "avx2", "fma"}))
+    return (f"{platform.machine()} | {cpu_name()} | {torch.backends.cpu.get_cpu_capability()} [{isa}] | "
+            f"torch {torch.__version__} | {torch.get_num_threads()} threads")
 
 
 def _tiny_model(**kw):
@@ -341,8 +353,13 @@ def test_a_wrong_training_step_fails_the_pins(reference, vgg):
     lr2 = _mismatches(_train64(vgg, **kw, lr_scale=2.0), pinned, "train64/", F64_TOL)
     assert [k.split()[0] for k in lr2] == ["train64/standard/losses_after_step", "train64/standard/state"], lr2
     sw = _mismatches(_train64(vgg, **kw, style_weight=20.0 * 1.01), pinned, "train64/", F64_TOL)
-    assert {k.split()[0] for k in sw} >= {"train64/standard/losses", "train64/standard/grad",
-                                          "train64/standard/losses_after_step", "train64/standard/state"}, sw
+    # Adam's first step moves each weight by ~lr * sign(grad): a 1% change of one term's weight
+    # leaves the state inside its tolerance, and only the bit-exact comparison (on the machine
+    # that wrote the pins) sees it; the losses and the gradients show it everywhere.
+    want = {"train64/standard/losses", "train64/standard/grad", "train64/standard/losses_after_step"}
+    if _fingerprint_of(reference, "train64/") == _fingerprint():
+        want.add("train64/standard/state")
+    assert {k.split()[0] for k in sw} >= want, sw
 
 
 def test_style_pack_format_per_din_kind(reference, tmp_path):
