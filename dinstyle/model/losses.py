@@ -75,9 +75,9 @@ def palette_loss(out: Tensor, style: Tensor, points: int = 1024, generator: torc
     ``points`` pixels drawn from each image).
 
     ``color_loss`` asks for the painting's colours in the painting's shares: a painting that is
-    one-third near-black asks for a third of a bright portrait to turn near-black, which the
-    network paints as dark patches over faces. This term asks only that the output use the
-    painting's colours and that each of them occur somewhere, not how much of each."""
+    one-third near-black asks for a third of a bright portrait to turn near-black. This term asks
+    only that the output use the painting's colours and that each of them occur somewhere, not how
+    much of each. (It did not remove the dark face patches of short CPU runs: see the model card.)"""
     x = out.flatten(2).float()  # (N, 3, P)
     y = style.flatten(2).float()  # (N, 3, Q)
     gen = generator or torch.Generator().manual_seed(0)

@@ -267,6 +267,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     step_times: list[float] = []
     ckpt_cost = 0.5  # seconds a checkpoint takes (measured at each save)
     speed = {"eager": None, "compiled": None}
+    colors = bool(cfg.color_weight or cfg.palette_weight)  # the style's RGB points feed the colour / palette terms
     try:
         model.train()
         while step < end and not stop["flag"]:
@@ -280,7 +281,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if channels_last:
                 content = content.contiguous(memory_format=torch.channels_last)
             style_imgs, maps, stats = batches.style(plan)
-            colors = bool(cfg.color_weight or cfg.palette_weight)
             style_rgb = batches.style_colors(plan, style_imgs) if colors else None
             color_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if colors else None
             target = batches.target(plan)
