@@ -170,7 +170,8 @@ def style_files(specs: list[str]) -> tuple[list[Path], list[str]]:
 # -- running -------------------------------------------------------------------------------------
 
 def run_images(st: "Stylizer", inputs: list[str] | ImagePlan, style: "AnyStyle", *, out: str | Path | None = None,
-               strength: float = STYLIZE.strength, preserve_color: bool = False, max_size: int | None = None,
+               strength: float = STYLIZE.strength, palette: float = STYLIZE.palette, preserve_color: bool = False,
+               max_size: int | None = None,
                fmt: str | None = None, batch_size: int = STYLIZE.batch_size, overwrite: bool = False,
                recursive: bool = False, tile: int | None = None,
                on_event: Callable[[Event], None] | None = None) -> Summary:
@@ -206,7 +207,7 @@ def run_images(st: "Stylizer", inputs: list[str] | ImagePlan, style: "AnyStyle",
         t0 = time.perf_counter()
         try:
             outs = st.runner.stylize_resilient([p[3].rgb for p in pending], batch_style, strength=strength,
-                                               preserve_color=preserve_color, tile=tile)
+                                               palette=palette, preserve_color=preserve_color, tile=tile)
         except ResourceError as e:  # this image is too large here; the others may still fit
             for idx, src, dst, _ in pending:
                 item("failed", idx, src, dst, error=f"{q(src)}: {e}")

@@ -12,6 +12,7 @@ from dinstyle.batch import plan_outputs, run_images
 from dinstyle.events import Event
 from dinstyle.errors import DinstyleError, InputError, OptionError
 from dinstyle.io.images import expand_inputs
+from dinstyle.palette import Palette
 from dinstyle.styles import Style
 
 
@@ -35,7 +36,9 @@ class _Worker:
         warnings.simplefilter("ignore")
         self.st = Stylizer(weights=weights, device=device)
         params = DinParams(style_state["mode"], style_state["params"]).to(self.st.device)
-        self.style = Style(params=params, label=style_state["label"])
+        palette = style_state.get("palette")
+        self.style = Style(params=params, label=style_state["label"],
+                           palette=None if palette is None else Palette(palette))
         self.options = options
 
     def run(self, src: str, dst: str) -> dict:
@@ -77,7 +80,8 @@ def run_cluster(paths: list[str], style: Style, *, out: str | Path | None = None
         n = workers or max(1, gpus or int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(_Worker)
         state = ray.put({"params": [{k: v.detach().cpu() for k, v in p.items()} for p in style.params],
-                         "label": style.label, "mode": style.mode})
+                         "label": style.label, "mode": style.mode,
+                         "palette": None if style.palette is None else style.palette.pixels})
         device = "cuda" if gpus else "cpu"
         wdir = str(Path(weights).resolve()) if weights else None
         pool = ray.util.ActorPool([actor.remote(wdir, device, state, options or {}) for _ in range(n)])

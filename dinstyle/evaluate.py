@@ -99,13 +99,16 @@ def evaluate_modes(st: Stylizer, content_dir: str | Path, style_dir: str | Path,
                        on_event=None if on_event is None else (lambda ev, m=m: on_event(dataclasses.replace(ev, input=m))))
         rows.append({"weights": st.info.get("path"), "model_id": st.model_id, "mode": m, "size": size,
                      **({"outputs": str(kw["outputs"])} if kw.get("outputs") else {}),
-                     "style_size": style_size, **res.to_dict()})
+                     "style_size": style_size,
+                     **({} if kw.get("outputs") else {"strength": kw.get("strength", STYLIZE.strength),
+                                                      "palette": kw.get("palette", STYLIZE.palette)}),
+                     **res.to_dict()})
     return rows
 
 
 def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = TOOLS.eval_size,
              style_size: int = STYLIZE.style_size, mode: str = "standard", max_pairs: int | None = None,
-             content_glob: str | None = None, strength: float = STYLIZE.strength,
+             content_glob: str | None = None, strength: float = STYLIZE.strength, palette: float = STYLIZE.palette,
              on_event: Callable[[Event], None] | None = None, outputs: str | Path | None = None) -> EvalResult:
     """Stylize every (content, style) pair (contents at ``size``, styles encoded at ``style_size``) and
     score it, or score the given ``outputs`` of the same pairs; "progress" events count the pairs."""
@@ -141,7 +144,7 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
             out = _given_output(Path(outputs), c, spath)
         else:
             t0 = time.perf_counter()
-            out = st.stylize([c.rgb], sty, strength=strength)[0]
+            out = st.stylize([c.rgb], sty, strength=strength, palette=palette)[0]
             secs.append(time.perf_counter() - t0)
         rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg, content_cache[c.path], sfeats))
         grid.add_output(spath, out)

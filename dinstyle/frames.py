@@ -20,6 +20,7 @@ from dinstyle.config import STYLIZE
 from dinstyle.errors import InputError, OptionError, OutputError
 from dinstyle.io.files import q, remove_stale_temps
 from dinstyle.io.video import VideoWriter, even_size, pad_even, read_timed_video, read_video
+from dinstyle.palette import PaletteSmoother
 from dinstyle.runner import StatsSmoother
 from dinstyle.styles import RegionStyle
 
@@ -116,7 +117,8 @@ def auto_batch_size(st: "Stylizer", w: int, h: int) -> int:
 
 
 def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str | Path, *,
-                  strength: float = STYLIZE.strength, preserve_color: bool = False, max_size: int | None = None,
+                  strength: float = STYLIZE.strength, palette: float = STYLIZE.palette, preserve_color: bool = False,
+                  max_size: int | None = None,
                   stats: str = STYLIZE.stats, momentum: float = STYLIZE.momentum,
                   batch_size: int = STYLIZE.video_batch_size, crf: int = STYLIZE.crf, codec: str = STYLIZE.codec,
                   on_event: Callable[[Event], None] | None = None) -> dict:
@@ -138,7 +140,7 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
     info, frames = read_timed_video(src, max_size)
     closers: list[Callable[[], None]] = [frames.close]  # decoders to end however this returns
     try:
-        return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength,
+        return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength, palette=palette,
                                preserve_color=preserve_color, stats=stats, momentum=momentum, batch_size=batch_size,
                                crf=crf, codec=codec, on_event=on_event)
     finally:
@@ -150,7 +152,8 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
 
 
 def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, info, frames: Iterator,
-                    closers: list, *, strength: float, preserve_color: bool, stats: str, momentum: float,
+                    closers: list, *, strength: float, palette: float, preserve_color: bool, stats: str,
+                    momentum: float,
                     batch_size: int, crf: int, codec: str, on_event) -> dict:
     w, h = info.size
     bs = batch_size or auto_batch_size(st, w, h)
@@ -169,6 +172,7 @@ def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, in
             raise InputError(f"{q(mask_video)}: the mask video has fewer frames than {q(src)}")
         return out
     smoother = StatsSmoother(momentum) if stats == "sequence" else None
+    palette_smoother = PaletteSmoother(momentum) if stats == "sequence" else None
     stop = threading.Event()
     t0 = time.perf_counter()
     done = 0
@@ -181,7 +185,8 @@ def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, in
         closers.insert(0, feed.close)  # the reader thread first: it ends the decoder
 
         def run(batch: list) -> int:  # of TimedFrames: each output goes out with its frame's timestamp
-            kw = dict(strength=strength, preserve_color=preserve_color, stats_hook=smoother)
+            kw = dict(strength=strength, palette=palette, preserve_color=preserve_color, stats_hook=smoother,
+                      palette_hook=palette_smoother)
             images = [fr.image for fr in batch]
             if style.per_image:  # e.g. --mode auto from the library: each frame on its own
                 outs = [st.runner.stylize_resilient([im], style.for_image(im), **kw)[0] for im in images]

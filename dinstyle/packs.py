@@ -1,7 +1,9 @@
 """Style packs: one style's DIN parameters, precomputed, in a small safetensors file.
 
-A pack holds, for every DIN layer, the weight and bias predicted from the style image, plus
-metadata (source file, the model id it was made with, mode, the size the style was encoded at).
+A pack holds, for every DIN layer, the weight and bias predicted from the style image, the
+painting's palette (a sample of its pixels, for the palette transfer; packs made before it was
+kept load without one), plus metadata (source file, the model id it was made with, mode, the size
+the style was encoded at).
 Using a pack skips the style encoder entirely. safetensors stores only tensors and strings, so a
 pack can never carry code.
 """
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
@@ -27,6 +30,8 @@ PACK_FORMAT = "dinstyle-pack"
 PACK_VERSION = 1
 # A pack is untrusted input: nothing its header declares is allocated before it is checked.
 MAX_LAYERS = 16  # the model has 3 DIN layers
+MAX_PALETTE = 65536  # palette pixels (packs store 4,096)
+PALETTE_KEY = "palette"
 _NAMES = sorted({name for kind in KINDS.values() for name in kind.tensors})
 _KEY = re.compile(r"din(\d{1,3})\.(" + "|".join(_NAMES) + ")")
 _FLOAT_DTYPES = {"F16", "BF16", "F32", "F64"}
@@ -38,6 +43,7 @@ class StylePack:
     model_id: str
     source: str
     style_size: int
+    palette: np.ndarray | None = None  # (n, 3) uint8: a sample of the painting's pixels
 
     @property
     def mode(self) -> str:
@@ -53,6 +59,8 @@ class StylePack:
         for i, p in enumerate(self.params):
             for k, v in p.items():
                 tensors[f"din{i}.{k}"] = v.detach().float().cpu().contiguous()
+        if self.palette is not None:
+            tensors[PALETTE_KEY] = torch.from_numpy(np.asarray(self.palette, np.float16).reshape(-1, 3))  # 0..255 exact
         meta = {"format": PACK_FORMAT, "version": str(PACK_VERSION), "model_id": self.model_id, "mode": self.mode,
                 "source": self.source, "style_size": str(self.style_size), "layers": str(len(self.params)),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "extra": "{}"}
@@ -80,7 +88,7 @@ def _read_header(path: Path) -> tuple[dict, dict[str, tuple[int, ...]]]:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
             keys = list(f.keys())
-            if len(keys) > 3 * MAX_LAYERS:
+            if len(keys) > 3 * MAX_LAYERS + 1:
                 raise CheckpointError(f"{q(path)}: not a valid style pack ({len(keys)} tensors)")
             shapes, dtypes = {}, set()
             for k in keys:
@@ -105,6 +113,11 @@ def _layer_shapes(path: Path, meta: dict, shapes: dict[str, tuple[int, ...]]) ->
         raise CheckpointError(f"{q(path)}: style pack declares {n} layers (a model has at most {MAX_LAYERS})")
     layers: list[dict[str, tuple[int, ...]]] = [{} for _ in range(n)]
     for k, shape in shapes.items():
+        if k == PALETTE_KEY:
+            if len(shape) != 2 or shape[1] != 3 or not 1 <= shape[0] <= MAX_PALETTE:
+                raise CheckpointError(f"{q(path)}: the style pack's palette has shape {shape}, expected (n, 3), "
+                                      f"n <= {MAX_PALETTE}")
+            continue
         m = _KEY.fullmatch(k)
         if not m or int(m[1]) >= n:
             raise CheckpointError(f"{q(path)}: unexpected tensor {k[:60]!r} in a {n}-layer style pack")
@@ -148,14 +161,19 @@ def load_pack(path: str | Path, expected: Callable[[str], DinParams] | None = No
     try:
         with safe_open(str(path), "pt") as f:
             params = [{k: f.get_tensor(f"din{i}.{k}").float() for k in layer} for i, layer in enumerate(layers)]
+            palette = f.get_tensor(PALETTE_KEY).float() if PALETTE_KEY in shapes else None
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"{q(path)}: not a readable style pack ({str(e).splitlines()[0][:120]})") from None
     for i, p in enumerate(params):
         for k, v in p.items():
             if not torch.isfinite(v).all():
                 raise CheckpointError(f"{q(path)}: layer {i} {k} holds NaN or infinite values")
+    if palette is not None:
+        if not (torch.isfinite(palette).all() and palette.min() >= 0 and palette.max() <= 255):
+            raise CheckpointError(f"{q(path)}: the style pack's palette holds values outside 0..255")
+        palette = palette.round().to(torch.uint8).numpy()
     return StylePack(params=DinParams(mode, params), model_id=meta.get("model_id", "")[:64],
-                     source=meta.get("source", path.name)[:255], style_size=style_size)
+                     source=meta.get("source", path.name)[:255], style_size=style_size, palette=palette)
 
 
 def _check_shapes(layers: list[dict[str, tuple[int, ...]]], mode: str, expected: DinParams | None, path) -> None:

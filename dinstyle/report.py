@@ -48,6 +48,7 @@ def describe(weights: str | Path | None = None, device: str = "auto", pack: str 
         data["pack"] = {"path": str(pack), "source": pk.source, "mode": pk.mode, "style_size": pk.style_size,
                         "model_id": pk.model_id, "compatible": compatible, "problem": why or None,
                         "layers": [{k: list(v.shape) for k, v in p.items()} for p in pk.params],
-                        "values": sum(v.numel() for p in pk.params for v in p.values())}
+                        "values": sum(v.numel() for p in pk.params for v in p.values()),
+                        "palette_pixels": 0 if pk.palette is None else len(pk.palette)}
     return data
 

@@ -19,6 +19,7 @@ from dinstyle.errors import OptionError, ResourceError
 from dinstyle.io import memory
 from dinstyle.io.images import LoadedImage, fit_size, resize_rgb
 from dinstyle.model import DinStyleNet
+from dinstyle.palette import PaletteMap
 from dinstyle.runtime import is_out_of_memory
 from dinstyle.styles import RegionStyle, Style
 
@@ -121,21 +122,28 @@ class ContentRunner:
 
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style | RegionStyle, *, strength: float = STYLIZE.strength,
-                preserve_color: bool = False, stats_hook=None, tile: int | None = None,
-                masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                palette: float = STYLIZE.palette, preserve_color: bool = False, stats_hook=None, palette_hook=None,
+                tile: int | None = None, masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
 
         ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones
         used. Large images are processed in tiles (``tile``: None = automatic, 0 = never) whose
         instance-norm statistics are accumulated over the whole image first, so tiles match.
-        ``masks`` (one grey mask per image, e.g. frames of a mask video) override a RegionStyle's."""
+        ``masks`` (one grey mask per image, e.g. frames of a mask video) override a RegionStyle's.
+        ``palette`` moves the output's colours that far onto the painting's (``palette.py``; 0 = the
+        network's own colours; scaled down with a ``strength`` under 1; not with ``preserve_color``,
+        which keeps the photo's); ``palette_hook``
+        (e.g. a PaletteSmoother) maps each image's fitted ``PaletteMap`` to the one applied."""
         if not math.isfinite(strength) or strength < 0:
             raise OptionError(f"--strength {strength}: must be a number >= 0")
+        if not math.isfinite(palette) or not 0 <= palette <= 1:
+            raise OptionError(f"--palette {palette}: must be between 0 (the network's colours) and 1")
+        palette = 0.0 if preserve_color else palette * min(strength, 1.0)  # strength 0 = the photo, unstyled
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
         if isinstance(style, RegionStyle):
-            out = self._stylize_regions(images, style, strength, stats_hook, masks)
+            out = self._stylize_regions(images, style, strength, stats_hook, masks, palette, palette_hook)
         elif (tile_size := self.tile_size_for(h, w, tile)):
             out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
         else:
@@ -147,6 +155,8 @@ class ContentRunner:
                                window=window)
             top, left = top - window[0], left - window[1]
             out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        if palette and isinstance(style, Style) and style.palette is not None:
+            out = [self._palette_map(o, style.palette, palette, palette_hook).apply(o) for o in out]
         if preserve_color:
             out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
         return out
@@ -157,16 +167,22 @@ class ContentRunner:
         return LoadedImage(rgb=out, alpha=img.alpha, format=img.format, path=img.path)
 
     # -- how ---------------------------------------------------------------------------------
+    @staticmethod
+    def _palette_map(rgb: np.ndarray, palette, amount: float, hook, key: int = 0) -> PaletteMap:
+        fitted = PaletteMap.fit(rgb, palette, amount)
+        return fitted if hook is None else hook(fitted, key)
+
     def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook,
-                         masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                         masks: list[np.ndarray] | None = None, palette: float = 0.0,
+                         palette_hook=None) -> list[np.ndarray]:
         from dinstyle.masks import region_weights
 
         h, w = images[0].shape[:2]
         ph, pw, top, left = self._geometry(h, w)
         pad = (left, pw - w - left, top, ph - h - top)
         per_image = masks if masks is not None else [style.mask]
-        weights = torch.from_numpy(np.stack([region_weights(m, len(style.styles), (w, h), style.feather, source="mask")
-                                             for m in per_image])).to(self.device)
+        soft = [region_weights(m, len(style.styles), (w, h), style.feather, source="mask") for m in per_image]
+        weights = torch.from_numpy(np.stack(soft)).to(self.device)
         weights = F.pad(weights, pad, mode="replicate").expand(len(images), -1, -1, -1)
         x = F.pad(self._to_tensor(np.stack(images)), pad, mode="replicate")
         n = x.shape[0]
@@ -176,7 +192,24 @@ class ContentRunner:
             y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook,
                                            window=window)
         top, left = top - window[0], left - window[1]
-        return list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        if palette:
+            out = [self._region_palette(o, style, wt, palette, palette_hook)
+                   for o, wt in zip(out, soft * len(out) if len(soft) == 1 else soft)]
+        return out
+
+    def _region_palette(self, rgb: np.ndarray, style: RegionStyle, weights: np.ndarray, amount: float,
+                        hook) -> np.ndarray:
+        """Each styled region's colours moved onto its own painting's palette: the map is fitted on
+        the pixels the region holds (weight over one half) and blended in by the soft weights."""
+        acc = np.zeros(rgb.shape, np.float32)
+        for k, (s, wk) in enumerate(zip(style.styles, weights)):
+            mine = rgb[wk > 0.5]
+            mapped = rgb
+            if s is not None and s.palette is not None and len(mine):
+                mapped = self._palette_map(mine, s.palette, amount, hook, k).apply(rgb)
+            acc += wk[..., None] * mapped
+        return np.clip(acc + 0.5, 0, 255).astype(np.uint8)
 
     def _tiles(self, ph: int, pw: int, tile: int):
         """Cores (y0, y1, x0, x1) covering the padded image, and their context windows."""

@@ -16,6 +16,7 @@ from dinstyle.errors import InputError, OptionError
 from dinstyle.io.grid import compose_grid
 from dinstyle.io.images import IMAGE_EXTS, fit_size, read_image, resize_rgb
 from dinstyle.packs import PACK_EXT
+from dinstyle.palette import Palette
 from dinstyle.styles import blend
 
 
@@ -70,7 +71,7 @@ def make_builtin_sheet(st: Stylizer, photo: str | Path, *, cell: int = STYLIZE.s
 
 
 def interpolate(a: Style, b: Style, t: float) -> Style:
-    """DIN-parameter interpolation: t = 0 is ``a``, t = 1 is ``b``."""
+    """DIN-parameter interpolation: t = 0 is ``a``, t = 1 is ``b``; the palette is mixed alike."""
     if a.mode != b.mode:
         raise OptionError("both styles of a strip must use the same --mode")
     if t <= 0.0:
@@ -79,7 +80,10 @@ def interpolate(a: Style, b: Style, t: float) -> Style:
         params = b.params
     else:
         params = blend([(a.params, 1.0 - t), (b.params, t)])
-    return Style(params=params, label=f"{a.label}->{b.label} {t:.2f}")
+    palette = None
+    if a.palette is not None and b.palette is not None:
+        palette = Palette.mix([(a.palette, 1.0 - t), (b.palette, t)])
+    return Style(params=params, label=f"{a.label}->{b.label} {t:.2f}", palette=palette)
 
 
 def make_strip(st: Stylizer, photo: str | Path, styles: list[str], *, steps: int = STYLIZE.strip_steps,

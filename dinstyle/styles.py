@@ -30,6 +30,7 @@ from dinstyle.io import memory
 from dinstyle.io.images import read_image, resize_rgb
 from dinstyle.model import MODES, DinParams, DinStyleNet, kind_of
 from dinstyle.packs import StylePack, check_pack, is_pack, load_pack
+from dinstyle.palette import Palette
 from dinstyle.runtime import is_out_of_memory
 
 MIN_STYLE_SIDE = 16
@@ -83,6 +84,8 @@ class Style:
     label: str
     # (style image, weight, style_size) of image-sourced styles, kept for --color-match
     images: list[tuple[np.ndarray, float, int]] = field(default_factory=list, repr=False)
+    # the painting's colours, for the palette transfer (None: a pack made before packs kept them)
+    palette: Palette | None = field(default=None, repr=False)
     per_image = False
 
     @property
@@ -148,11 +151,19 @@ class ColorMatched:
         style = self.style.for_image(rgb)
         if not style.images:
             raise OptionError("--color-match needs style images (a style pack has no pixels to recolour)")
-        items = [(self.path.encode(match_colors(img, rgb), style.mode, size), w) for img, w, size in style.images]
-        return Style(params=items[0][0] if len(items) == 1 else blend(items), label=style.label)
+        recoloured = [(match_colors(img, rgb), w, size) for img, w, size in style.images]
+        items = [(self.path.encode(img, style.mode, size), w) for img, w, size in recoloured]
+        return Style(params=items[0][0] if len(items) == 1 else blend(items), label=style.label,
+                     palette=palette_of_images(recoloured))
 
 
 AnyStyle = Style | RegionStyle | AutoStyle | ColorMatched
+
+
+def palette_of_images(images: list[tuple[np.ndarray, float, int]]) -> Palette:
+    """The palette of (style image, weight, style_size) items, mixed by weight."""
+    palettes = [(Palette.of(img), w) for img, w, _ in images]
+    return palettes[0][0] if len(palettes) == 1 else Palette.mix(palettes)
 
 
 # -- the style path ----------------------------------------------------------------------------
@@ -230,9 +241,9 @@ class StylePath:
     def make_pack(self, path: str | Path, mode: str = "standard", style_size: int = STYLIZE.style_size) -> StylePack:
         path = Path(path)
         self.check_mode(mode)
-        params, _ = self._encode_file(path, mode, style_size)
+        params, rgb = self._encode_file(path, mode, style_size)
         return StylePack(params=params.map(lambda v: v.cpu().clone()), model_id=self.model_id, source=path.name,
-                         style_size=style_size)
+                         style_size=style_size, palette=Palette.of(rgb).pixels)
 
     def load(self, specs: Iterable[str | Path | StyleSource], mode: str | None = None,
              style_size: int = STYLIZE.style_size) -> Style:
@@ -246,7 +257,7 @@ class StylePath:
             self.check_mode(mode)
         if style_size is not None and style_size < MIN_STYLE_SIDE:
             raise OptionError(f"--style-size must be at least {MIN_STYLE_SIDE}")
-        items, labels, raw = [], [], []
+        items, labels, raw, palettes = [], [], [], []
         for src in sources:
             builtin = builtin_styles.resolve(src.path)
             if builtin is not None:
@@ -254,6 +265,7 @@ class StylePath:
                 params, rgb = self._builtin_params(builtin, mode, style_size)
                 labels.append(builtin.name)
                 raw.append((rgb, src.weight, style_size))
+                palettes.append((Palette.of(rgb), src.weight))
             elif not src.path.exists():
                 raise InputError(builtin_styles.not_found(src.path))
             elif is_pack(src.path):
@@ -265,11 +277,14 @@ class StylePath:
                 check_pack(pack, src.path, self.model_id, self.expected(pack.mode))
                 params = pack.params.to(self.device)
                 labels.append(pack.label)
+                if pack.palette is not None:
+                    palettes.append((Palette(pack.palette), src.weight))
             else:
                 mode = mode or "standard"
                 params, rgb = self._encode_file(src.path, mode, style_size)
                 labels.append(src.path.stem)
                 raw.append((rgb, src.weight, style_size))
+                palettes.append((Palette.of(rgb), src.weight))
             items.append((params, src.weight))
         params = items[0][0] if len(items) == 1 else blend(items)
         if len(sources) > 1 and len(set(s.weight for s in sources)) > 1:
@@ -277,7 +292,10 @@ class StylePath:
                              for lab, s in zip(labels, sources))
         else:
             label = "+".join(labels)
-        return Style(params=params, label=label, images=raw if len(raw) == len(sources) else [])
+        palette = None  # a blend with a pack that holds no palette gets none (its colours are unknown)
+        if len(palettes) == len(sources):
+            palette = palettes[0][0] if len(palettes) == 1 else Palette.mix(palettes)
+        return Style(params=params, label=label, images=raw if len(raw) == len(sources) else [], palette=palette)
 
     def load_auto(self, specs, mode: str | None = None, style_size: int = STYLIZE.style_size) -> Style | AutoStyle:
         """``load`` that also accepts mode "auto" (both modes; chosen per image)."""
@@ -352,7 +370,7 @@ class StylePath:
         if style is None:
             raise InputError(builtin_styles.not_found(name))
         params, rgb = self._builtin_params(style, mode, style_size)
-        return Style(params=params, label=name, images=[(rgb, 1.0, style_size)])
+        return Style(params=params, label=name, images=[(rgb, 1.0, style_size)], palette=Palette.of(rgb))
 
     def _builtin_params(self, style: builtin_styles.BuiltinStyle, mode: str,
                         style_size: int) -> tuple[DinParams, np.ndarray]:

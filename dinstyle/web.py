@@ -5,7 +5,7 @@
     GET  /styles/{name}.jpg      a built-in style's picture
     POST /api/photo?name=F       body: an image file -> {"id", "name", "width", "height"}
     POST /api/painting?name=F    body: an image to use as a style -> the same
-    GET  /api/render?photo=ID&style=NAME|ID&strength=1&mode=standard|adaptive&preserve=0|1
+    GET  /api/render?photo=ID&style=NAME|ID&strength=1&palette=1&mode=standard|adaptive&preserve=0|1
                      &size=thumb|preview|full   -> JPEG (thumb, preview) or a PNG download (full)
 
 The model is loaded once (the Stylizer passed in); one lock serialises the engine, so concurrent
@@ -29,8 +29,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from dinstyle import builtin_styles
-from dinstyle.config import TOOLS
+from dinstyle.config import STYLIZE, TOOLS
 from dinstyle.engine import Stylizer
+from dinstyle.palette import Palette
 from dinstyle.styles import Style
 from dinstyle.errors import DinstyleError, InputError, OptionError
 from dinstyle.io.images import LoadedImage, fit_size, resize_rgb
@@ -102,14 +103,16 @@ class StyleServer:
             entry = self._get(self.paintings, name, "painting")
             if mode not in entry["styles"]:
                 params = self.st.encode_style(entry["rgb"], mode)
-                entry["styles"][mode] = Style(params=params, label=Path(entry["name"]).stem)
+                entry["styles"][mode] = Style(params=params, label=Path(entry["name"]).stem,
+                                              palette=Palette.of(entry["rgb"]))
             return entry["styles"][mode]
         if name not in builtin_styles.STYLES:
             raise HTTPProblem(404, f"style {name!r}: neither a built-in style nor an uploaded painting")
         return self.st.builtin_style(name, mode)
 
     # -- renders -----------------------------------------------------------------------------
-    def render(self, photo: str, style: str, size: str, strength: float, mode: str, preserve: bool) -> tuple[bytes, str, float]:
+    def render(self, photo: str, style: str, size: str, strength: float, mode: str, preserve: bool,
+               palette: float = STYLIZE.palette) -> tuple[bytes, str, float]:
         if size not in SIZES:
             raise OptionError(f"size {size}: use {', '.join(SIZES)}")
         if mode not in MODES:
@@ -118,7 +121,7 @@ class StyleServer:
             t0 = time.perf_counter()
             img, name = self._photo(photo, size)
             sty = self._style(style, mode)
-            out = self.st.stylize_image(img, sty, strength=strength, preserve_color=preserve)
+            out = self.st.stylize_image(img, sty, strength=strength, palette=palette, preserve_color=preserve)
             full = size == "full"
             data = encode_image(out.rgb, out.alpha if full else None, "png" if full else "jpg", quality=90)
             seconds = time.perf_counter() - t0
@@ -187,7 +190,8 @@ def create_app(st: Stylizer, **kw) -> Starlette:
             size = q.get("size", "preview")
             data, filename, seconds = await run_in_threadpool(
                 srv.render, q.get("photo", ""), q.get("style", ""), size, _number(q.get("strength"), "strength", 1.0),
-                q.get("mode", "standard"), q.get("preserve", "0") in ("1", "true", "on"))
+                q.get("mode", "standard"), q.get("preserve", "0") in ("1", "true", "on"),
+                _number(q.get("palette"), "palette", STYLIZE.palette))
         except (HTTPProblem, DinstyleError) as e:
             return _problem(e)
         headers = {"X-Render-Seconds": f"{seconds:.3f}", "Cache-Control": "no-store"}

@@ -95,7 +95,7 @@ def _craft(path, dest, meta_changes=None, tensors=None):
     with safe_open(str(path), "pt") as f:
         meta = dict(f.metadata())
     meta.update(meta_changes or {})
-    t = load_file(str(path))
+    t = {k: v for k, v in load_file(str(path)).items() if k != "palette"}  # the layers are the target here
     save_file(tensors(t) if tensors else t, str(dest), metadata=meta)
     return dest
 

@@ -24,10 +24,12 @@ def _mask(tmp_path, w, h, split=True, value=0):
 def test_half_half_mask_matches_single_styles_away_from_seam(st, two_styles, tmp_path):
     a, b = two_styles
     img = _photo()
-    out_a = st.stylize([img], st.load_style([a], style_size=48))[0].astype(int)
-    out_b = st.stylize([img], st.load_style([b], style_size=48))[0].astype(int)
+    # the network's blending (palette 0): each region's palette is fitted on its own pixels, a single
+    # style's on the whole image, so with the palette the halves differ by design (test_palette.py)
+    out_a = st.stylize([img], st.load_style([a], style_size=48), palette=0.0)[0].astype(int)
+    out_b = st.stylize([img], st.load_style([b], style_size=48), palette=0.0)[0].astype(int)
     regions = st.load_regions([str(a), str(b)], _mask(tmp_path, 96, 64), feather=0, style_size=48)
-    mixed = st.stylize([img], regions)[0].astype(int)
+    mixed = st.stylize([img], regions, palette=0.0)[0].astype(int)
     left, right = slice(0, 24), slice(72, 96)
     assert np.abs(mixed[:, left] - out_a[:, left]).mean() < 1.0
     assert np.abs(mixed[:, right] - out_b[:, right]).mean() < 1.0

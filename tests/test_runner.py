@@ -23,11 +23,17 @@ def _photo(w, h, seed=0):
 def test_tiled_matches_untiled(st, images, size, tile, mode):
     style = st.load_style([images("s.png", (48, 48), seed=3)], style_size=48, mode=mode)
     img = _photo(*size)
-    whole = st.stylize([img], style, tile=0)[0].astype(int)
-    tiled = st.stylize([img], style, tile=tile)[0].astype(int)
+    whole = st.stylize([img], style, tile=0, palette=0.0)[0].astype(int)
+    tiled = st.stylize([img], style, tile=tile, palette=0.0)[0].astype(int)
     diff = np.abs(whole - tiled)
     assert tiled.shape == whole.shape
     assert diff.mean() < 0.05 and diff.max() <= 2
+    # the palette map is fitted on the output: a level of difference grows where the map is steep
+    # (measured: mean 0.02-0.03, a handful of pixels up to ~12 levels with this untrained model)
+    whole = st.stylize([img], style, tile=0)[0].astype(int)
+    tiled = st.stylize([img], style, tile=tile)[0].astype(int)
+    diff = np.abs(whole - tiled)
+    assert diff.mean() < 0.1 and (diff > 4).mean() < 0.002
 
 
 def test_tile_option_validation(st):
@@ -104,6 +110,6 @@ def test_the_engine_decodes_the_image_not_its_margin_with_the_same_pixels(st, im
     with torch.inference_mode():
         x = F.pad(r._to_tensor(img[None]), (left, pw - 150 - left, top, ph - 97 - top), mode="replicate")
         whole = r._to_uint8(st.model(x, style.params)[:, :, top:top + 97, left:left + 150])[0].astype(int)
-    out = st.stylize([img], style, tile=0)[0].astype(int)
+    out = st.stylize([img], style, tile=0, palette=0.0)[0].astype(int)  # the network alone
     assert out.shape == whole.shape
     assert np.abs(out - whole).max() <= 1

@@ -292,14 +292,18 @@ def info_table(d: dict, console) -> None:
         pk = {k: escape(repr(v)[1:-1]) if isinstance(v, str) else v for k, v in d["pack"].items()}  # untrusted text
         ok = "[green]compatible[/green]" if pk["compatible"] else f"[red]incompatible[/red]: {pk['problem']}"
         t.add_row("pack", f"{pk['path']}: from {pk['source']}, mode {pk['mode']}, encoded at {pk['style_size']} px, "
-                          f"model {pk['model_id']}, {pk['values']} values in {len(pk['layers'])} layers; {ok}")
+                          f"model {pk['model_id']}, {pk['values']} values in {len(pk['layers'])} layers, "
+                          + (f"palette of {pk['palette_pixels']:,} pixels; " if pk.get("palette_pixels") else
+                             "no palette (made before packs kept one: the network's own colours); ") + ok)
     console.print(t)
 
 
 def eval_table(rows: list[dict], model_id: str) -> None:
     from rich.table import Table
 
-    t = Table(title=f"dinstyle eval ({rows[0]['pairs']} pairs, model {model_id})")
+    r0 = rows[0]
+    how = "" if "palette" not in r0 else f", strength {r0['strength']:g}, palette {r0['palette']:g}"
+    t = Table(title=f"dinstyle eval ({r0['pairs']} pairs, model {model_id}{how})")
     for col in ("mode", "style loss", "content loss", "SSIM", "flat kept flat", "stripe (contents)",
                 "colour dist. (contents)", "light made dark", "distinct RGB / grey (chance)", "s / image"):
         t.add_column(col, justify="right")

@@ -25,6 +25,7 @@ def image(
     out: o.Out = None,
     mode: o.Mode = None,
     strength: o.Strength = None,
+    palette: o.Palette = None,
     preserve_color: o.PreserveColor = False,
     color_match: Annotated[bool, typer.Option("--color-match", help="Recolour the style to each photo's colour statistics before encoding it (keeps colours, keeps the style's contrast).")] = False,
     max_size: o.MaxSize = None,
@@ -44,7 +45,7 @@ def image(
 ) -> None:
     """Stylize images (files, folders, globs) with a style image, pack or built-in style name.
     `-` reads one image from stdin; `-o -` writes it to stdout (--format, default png)."""
-    render_opts = dict(preserve_color=preserve_color, tile=tile, **given(strength=strength))
+    render_opts = dict(preserve_color=preserve_color, tile=tile, **given(strength=strength, palette=palette))
     with render.errors(json_out):
         from dinstyle import batch
 
@@ -123,6 +124,7 @@ def video(
     out: o.Out = None,
     mode: o.Mode = None,
     strength: o.Strength = None,
+    palette: o.Palette = None,
     preserve_color: o.PreserveColor = False,
     max_size: Annotated[Optional[int], typer.Option("--max-size", help="Downscale frames so the long side is at most this.")] = None,
     style_size: o.StyleSize = None,
@@ -154,7 +156,7 @@ def video(
             view.counts["failed"] = failed
             try:
                 run_videos(st, files, sty, out=out, overwrite=overwrite, on_event=view, preserve_color=preserve_color,
-                           **given(strength=strength, max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
+                           **given(strength=strength, palette=palette, max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
                                    codec=codec))
             except KeyboardInterrupt as e:
                 view.interrupted(e, " (the video in progress was not kept)")
@@ -171,6 +173,7 @@ def cluster(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Actors (default: one per GPU, else one per CPU).")] = None,
     mode: o.Mode = None,
     strength: o.Strength = None,
+    palette: o.Palette = None,
     style_size: o.StyleSize = None,
     max_size: o.MaxSize = None,
     overwrite: o.Overwrite = False,
@@ -192,7 +195,7 @@ def cluster(
         view = render.ClusterView(json_out, sty.label)
         run_cluster(paths, sty, out=out, address=address, workers=workers,
                     weights=str(st.weights_dir) if st.info.get("path") else None,
-                    options={"max_size": max_size, "overwrite": overwrite, **given(strength=strength)},
+                    options={"max_size": max_size, "overwrite": overwrite, **given(strength=strength, palette=palette)},
                     recursive=recursive, on_event=view)
         if not json_out:
             render.err.print(f"{view.counts['done']} done, {view.counts['failed']} failed")

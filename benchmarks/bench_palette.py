@@ -1,0 +1,74 @@
+"""What the palette transfer costs on top of the content path (CPU, shipped weights, fp32, batch 1).
+
+    python benchmarks/bench_palette.py [--out benchmarks/results_palette_cpu.md]
+
+For each size, one photo (examples/photo_coffee.jpg, resized) is stylized with --palette 0 (the
+network alone) and --palette 1 (the network, then the transfer) alternately, and the palette stage
+alone (fit + lookup) is timed on the network's output; medians after a warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"512x512": (512, 512), "1080p": (1920, 1080), "4K": (3840, 2160)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default=None)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=None, help="write a Markdown table here")
+    a = ap.parse_args()
+
+    import torch
+
+    from benchmarks.bench_cpu import machine
+    from dinstyle.engine import Stylizer
+    from dinstyle.io.images import read_image, resize_rgb
+    from dinstyle.palette import PaletteMap
+
+    st = Stylizer(weights=a.weights, device="cpu")
+    style = st.load_style([ROOT / "examples" / "painting_vangogh_starry_night.jpg"])
+    photo = read_image(ROOT / "examples" / "photo_coffee.jpg").rgb
+    rows = []
+    for name, size in SIZES.items():
+        img = resize_rgb(photo, size)
+        tile = None
+        st.stylize([img], style, palette=0.0, tile=tile)  # warm-up
+        net, both, fit, look = [], [], [], []
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            raw = st.stylize([img], style, palette=0.0, tile=tile)[0]
+            t1 = time.perf_counter()
+            st.stylize([img], style, tile=tile)
+            t2 = time.perf_counter()
+            m = PaletteMap.fit(raw, style.palette)
+            t3 = time.perf_counter()
+            m.apply(raw)
+            t4 = time.perf_counter()
+            net.append(t1 - t0)
+            both.append(t2 - t1)
+            fit.append(t3 - t2)
+            look.append(t4 - t3)
+        med = statistics.median
+        rows.append((name, med(net), med(both), med(fit), med(look)))
+        print(f"{name}: network {med(net):.4f} s, network + palette {med(both):.4f} s "
+              f"(fit {med(fit):.4f} s, lookup {med(look):.4f} s)", file=sys.stderr)
+    lines = [f"Machine: {machine()}; model {st.model_id}",
+             "", "| size | network s | network + palette s | palette fit s | palette lookup s | added |",
+             "|---|---|---|---|---|---|"]
+    for name, n, b, f, lk in rows:
+        lines.append(f"| {name} | {n:.4f} | {b:.4f} | {f:.4f} | {lk:.4f} | {100 * (b - n) / n:+.0f} % |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
