@@ -85,6 +85,18 @@ def main() -> None:
             row.append(Image.open(tmp / f"{mode}_{clip}"))
         rows.append(row)
     grid(rows, cell=240).save(OUT / "modes.jpg", quality=90)
+    # 7. the palette transfer: painting, the network alone (--palette 0), the default
+    rows = []
+    for photo, painting in (("photo_chelsea_cat.jpg", PAINTINGS[0]), ("photo_coffee.jpg", PAINTINGS[4]),
+                            ("photo_astronaut.jpg", PAINTINGS[2])):
+        row = [Image.open(EX / painting)]
+        for amount in ("0", "1"):
+            dest = tmp / f"pal{amount}_{photo}"
+            dinstyle("image", str(EX / photo), "-s", str(EX / painting), "--palette", amount, "--max-size", "512",
+                     "-o", str(dest), "--overwrite")
+            row.append(Image.open(dest))
+        rows.append(row)
+    grid(rows, cell=320).save(OUT / "palette.jpg", quality=90)
     for f in tmp.iterdir():
         f.unlink()
     tmp.rmdir()

@@ -125,11 +125,16 @@ def test_bad_requests_are_4xx(st, images):
         for params, status in (({"photo": "nope", "style": "udnie"}, 404), ({"photo": photo, "style": "nope"}, 404),
                                ({"photo": photo, "style": "udnie", "strength": "x"}, 400),
                                ({"photo": photo, "style": "udnie", "strength": "-1"}, 400),
+                               ({"photo": photo, "style": "udnie", "palette": "2"}, 400),
+                               ({"photo": photo, "style": "udnie", "palette": "x"}, 400),
                                ({"photo": photo, "style": "udnie", "mode": "weird"}, 400),
                                ({"photo": photo, "style": "udnie", "size": "huge"}, 400)):
             r = client.get("/api/render", params=params)
             assert r.status_code == status and r.json()["error"], params
         assert client.get("/styles/nope.jpg").status_code == 404
+        pngs = [client.get("/api/render", params={"photo": photo, "style": "udnie", "size": "full", "palette": p}).content
+                for p in ("0", "1")]
+        assert pngs[0] != pngs[1]  # the painting's palette, or the network's own colours
 
 
 def test_concurrent_requests_are_queued(st, tmp_path, monkeypatch):
