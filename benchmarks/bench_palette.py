@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.bench_cpu for the machine's name
 SIZES = {"512x512": (512, 512), "1080p": (1920, 1080), "4K": (3840, 2160)}
 
 

@@ -9,7 +9,7 @@ Where each output colour goes is decided by its rank, so the network's light and
 strokes, keep their places; only their colours move.
 
 The transfer is fitted on a sample of the output's pixels against a sample of the painting's
-(``Palette.of``: 4,096 pixels, what a style pack stores), pushed through a 33^3 colour lookup table
+(``Palette.of``: 4,096 pixels, what a style pack stores), pushed through a 17^3 colour lookup table
 and applied by trilinear lookup (``PaletteMap``), so its cost barely grows with the image: the
 lookup is one pass over the pixels. Deterministic: fixed rotations, evenly spaced samples.
 
@@ -17,13 +17,12 @@ Images in and out are (H, W, 3) uint8 RGB arrays; nothing here knows the network
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 PALETTE_PIXELS = 4096  # pixels of the painting kept as its palette (a style pack stores them)
-FIT_PIXELS = 16384  # pixels of the output the transfer is fitted on
-LUT_SIZE = 33  # lookup-table nodes per colour axis
+FIT_PIXELS = 8192  # pixels of the output the transfer is fitted on
+LUT_SIZE = 17  # lookup-table nodes per colour axis
 LEVELS = 129  # quantiles matched per axis and rotation
 ROUNDS = 8  # rotations of the colour axes
 CHUNK = 1 << 20  # pixels looked up at a time (bounded memory at 4K and beyond)
@@ -55,14 +54,20 @@ def _sample(rgb: np.ndarray, n: int) -> np.ndarray:
 
 
 def _identity_nodes() -> np.ndarray:
-    """The lookup table's nodes as (S^3, 3) RGB in [0, 1], ordered [b][g][r] (grid_sample's D, H, W)."""
+    """The lookup table's nodes as (S^3, 3) RGB in [0, 1], ordered [b][g][r]."""
     v = np.linspace(0, 1, LUT_SIZE)
     b, g, r = np.meshgrid(v, v, v, indexing="ij")
     return np.stack([r, g, b], -1).reshape(-1, 3)
 
 
-def _table(nodes: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(nodes.T.reshape(3, LUT_SIZE, LUT_SIZE, LUT_SIZE), np.float32))
+def _quantiles(x: np.ndarray) -> np.ndarray:
+    """(3, m) -> (3, LEVELS): each row's quantiles at ``_LEVELS`` (linear, as numpy's default),
+    from one sort (numpy's quantile partitions once per level)."""
+    srt = np.sort(x, axis=1)
+    pos = _LEVELS * (x.shape[1] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, x.shape[1] - 1)
+    return srt[:, lo] + (pos - lo) * (srt[:, hi] - srt[:, lo])
 
 
 class Palette:
@@ -100,20 +105,20 @@ class Palette:
         """(ROUNDS, 3, LEVELS): the palette's quantiles along each rotation's axes."""
         if self._targets is None:
             t = self.pixels.astype(np.float64) / 255
-            self._targets = np.stack([np.quantile(t @ rot, _LEVELS, axis=0).T for rot in _ROTATIONS])
+            self._targets = np.stack([_quantiles(rot.T @ t.T) for rot in _ROTATIONS])
         return self._targets
 
 
 class PaletteMap:
-    """A colour mapping as a lookup table: ``table`` (3, S, S, S) float32, RGB in [0, 1], indexed
-    [channel][b][g][r]. ``fit`` builds one from an output and a palette; ``apply`` maps images."""
+    """A colour mapping as a lookup table: ``table`` (S, S, S, 3) float32, RGB in [0, 1], indexed
+    [b][g][r]. ``fit`` builds one from an output and a palette; ``apply`` maps images."""
 
-    def __init__(self, table: torch.Tensor):
+    def __init__(self, table: np.ndarray):
         self.table = table
 
     @classmethod
     def identity(cls) -> "PaletteMap":
-        return cls(_table(_identity_nodes()))
+        return cls(_identity_nodes().reshape(LUT_SIZE, LUT_SIZE, LUT_SIZE, 3).astype(np.float32))
 
     @classmethod
     def fit(cls, rgb: np.ndarray, palette: Palette, amount: float = 1.0, lightness: float = LIGHTNESS) -> "PaletteMap":
@@ -123,36 +128,59 @@ class PaletteMap:
         Then each node's luma is set back ``1 - lightness`` of the way to its own (a grey shift:
         hue and saturation stay the painting's), so the network's light and dark, which carry the
         photo's structure and the strokes' contrast, are kept."""
-        x = _sample(rgb, FIT_PIXELS).astype(np.float64) / 255
-        start = _identity_nodes()
+        x = _sample(rgb, FIT_PIXELS).astype(np.float64).T / 255  # (3, m): rows contiguous
+        start = _identity_nodes().T  # (3, S^3)
         nodes = start
         for rot, dst in zip(_ROTATIONS, palette.targets()):
-            xs, ns = x @ rot, nodes @ rot
-            src = np.quantile(xs, _LEVELS, axis=0).T + _RAMP  # (3, LEVELS)
+            xs, ns = rot.T @ x, rot.T @ nodes  # coordinates along the rotated axes
+            src = _quantiles(xs) + _RAMP  # (3, LEVELS)
             for k in range(3):
-                xs[:, k] = np.interp(xs[:, k], src[k], dst[k])
-                ns[:, k] = np.interp(ns[:, k], src[k], dst[k])
-            x, nodes = xs @ rot.T, ns @ rot.T
+                xs[k] = np.interp(xs[k], src[k], dst[k])
+                ns[k] = np.interp(ns[k], src[k], dst[k])
+            x, nodes = rot @ xs, rot @ ns
         nodes = nodes.clip(0, 1)
-        nodes += ((start - nodes) @ _LUMA * (1.0 - float(lightness)))[:, None]
-        return cls(_table(start + float(amount) * (nodes.clip(0, 1) - start)))
+        nodes += _LUMA @ (start - nodes) * (1.0 - float(lightness))
+        table = start + float(amount) * (nodes.clip(0, 1) - start)
+        return cls(np.ascontiguousarray(table.T.reshape(LUT_SIZE, LUT_SIZE, LUT_SIZE, 3), np.float32))
 
     def toward(self, other: "PaletteMap", weight: float) -> "PaletteMap":
         """This map moved ``weight`` of the way to ``other`` (0 = this one): smoothing over frames."""
-        return PaletteMap(torch.lerp(self.table, other.table, float(weight)))
+        return PaletteMap(self.table + np.float32(weight) * (other.table - self.table))
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 -> the mapped (H, W, 3) uint8 (trilinear lookup, in chunks of pixels)."""
-        flat = rgb.reshape(-1, 3)
-        out = np.empty_like(flat)
-        lut = self.table[None]  # (1, 3, S, S, S)
-        scale = torch.tensor(2 / 255)
-        for i in range(0, len(flat), CHUNK):
-            px = torch.from_numpy(np.array(flat[i:i + CHUNK], np.float32)).mul_(scale).sub_(1)  # (m, 3) in [-1, 1]
-            y = F.grid_sample(lut, px.view(1, 1, 1, -1, 3), mode="bilinear", padding_mode="border",
-                              align_corners=True).view(3, -1)  # (3, m), [0, 1]
-            out[i:i + CHUNK] = y.mul_(255).add_(0.5).clamp_(0, 255).to(torch.uint8).T.numpy()
-        return out.reshape(rgb.shape)
+        """(H, W, 3) uint8 -> the mapped (H, W, 3) uint8: trilinear lookup, as two bilinear lookups
+        (OpenCV's remap) in the table's b-slices laid side by side, blended along b; in blocks of
+        rows (bounded memory at any size)."""
+        size = LUT_SIZE
+        lut = np.ascontiguousarray(self.table.transpose(1, 0, 2, 3).reshape(size, size * size, 3))  # [g][b*S + r]
+        v = np.arange(256, dtype=np.float32) * np.float32((size - 1) / 255)  # a channel value -> table units
+        b0 = np.minimum(np.floor(v), size - 2)
+        col0, frac = (b0 * size).astype(np.float32), (v - b0).astype(np.float32)
+        out = np.empty_like(rgb)
+        step = max(1, CHUNK // max(1, rgb.shape[1]))
+        for y0 in range(0, rgb.shape[0], step):
+            part = rgb[y0:y0 + step]
+            if part.shape[1] > 32000:  # remap's limit on a side: map the pixels as narrower rows
+                out[y0:y0 + step] = self.apply(part.reshape(-1, 4000, 3)).reshape(part.shape) \
+                    if part.shape[0] * part.shape[1] % 4000 == 0 else self._apply_flat(part)
+                continue
+            r, g, b = cv2.split(part)
+            mx, my, t = col0[b] + v[r], v[g], frac[b]
+            lo = cv2.remap(lut, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            hi = cv2.remap(lut, mx + np.float32(size), my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            hi -= lo
+            hi *= t[..., None]
+            hi += lo
+            out[y0:y0 + step] = cv2.convertScaleAbs(hi, alpha=255.0)
+        return out
+
+    def _apply_flat(self, part: np.ndarray) -> np.ndarray:
+        """``apply`` for rows too long for remap: the pixels as rows of 4,000 (the map is per pixel)."""
+        flat = part.reshape(-1, 3)
+        n = len(flat)
+        padded = np.zeros((-(-n // 4000) * 4000, 3), np.uint8)
+        padded[:n] = flat
+        return self.apply(padded.reshape(-1, 4000, 3)).reshape(-1, 3)[:n].reshape(part.shape)
 
 
 def transfer_palette(rgb: np.ndarray, palette: Palette, amount: float = 1.0) -> np.ndarray:

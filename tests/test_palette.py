@@ -56,6 +56,20 @@ def test_transfer_is_deterministic_and_monotone_on_a_grey_ramp():
     assert np.all(np.diff(luma) >= -1.0)  # darker stays darker: ranks keep their places
 
 
+def test_lookup_matches_the_table_at_its_nodes_and_handles_any_width():
+    m = PaletteMap.fit(_photo(), Palette.of(_painting(STARRY)))
+    idx = np.array([[0, 0, 0], [16, 5, 9], [3, 16, 12], [16, 16, 16], [7, 0, 15]])  # (r, g, b) node indices
+    px = np.round(idx * 255 / 16).astype(np.uint8)[None]  # nodes lie 255/16 levels apart: within 0.5 of one
+    want = m.table[idx[:, 2], idx[:, 1], idx[:, 0]] * 255
+    # the rounding to a level, and remap's 1/32-cell weights, move the lookup by a level or two
+    assert np.abs(m.apply(px)[0].astype(float) - want).max() <= 3.0
+    far = np.abs(m.apply(px[:, ::-1])[0].astype(float) - want).max()
+    assert far > 10  # and a lookup of other nodes is far off: the check can fail
+    wide = np.tile(_photo(2, (3, 40)), (1, 1000, 1))  # 40,000 px wide: past remap's 32k limit on a side
+    parts = np.concatenate([m.apply(wide[:, i:i + 4000]) for i in range(0, wide.shape[1], 4000)], 1)
+    assert np.array_equal(m.apply(wide), parts)
+
+
 def test_palette_of_mix_and_validation():
     big = _painting(STARRY, size=(200, 300))
     assert Palette.of(big).pixels.shape == (PALETTE_PIXELS, 3)
@@ -77,7 +91,7 @@ def test_smoother_moves_towards_each_new_map_by_one_minus_momentum():
     sm = PaletteSmoother(0.75)
     assert sm(a) is a
     got = sm(b)
-    assert np.allclose(got.table.numpy(), 0.75 * a.table.numpy() + 0.25 * b.table.numpy(), atol=1e-6)
+    assert np.allclose(got.table, 0.75 * a.table + 0.25 * b.table, atol=1e-6)
     assert sm(a, key=1) is a  # regions are smoothed apart
 
 
