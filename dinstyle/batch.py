@@ -22,6 +22,7 @@ from dinstyle.io.files import check_output_path, q, remove_stale_temps
 from dinstyle.io.images import EXT_BY_FORMAT, FORMAT_BY_EXT, LoadedImage, expand_inputs, read_image, write_image
 from dinstyle.io.video import VIDEO_EXTS
 from dinstyle.packs import PACK_EXT
+from dinstyle.runner import check_render_options
 
 if TYPE_CHECKING:
     from dinstyle.engine import Stylizer
@@ -179,6 +180,7 @@ def run_images(st: "Stylizer", inputs: list[str] | ImagePlan, style: "AnyStyle",
     reported and skipped. Images of one size that get the same parameters run together,
     ``batch_size`` at a time."""
     check_image_options(max_size=max_size, fmt=fmt, batch_size=batch_size)
+    check_render_options(strength, palette)
     if not isinstance(inputs, ImagePlan):
         inputs = plan_images(inputs, style, out=out, fmt=fmt, recursive=recursive)
     files, problems, plan = inputs.files, inputs.problems, inputs.outputs

@@ -37,6 +37,7 @@ from dinstyle.io.images import fit_size, list_images, read_image, resize_rgb
 from dinstyle.metrics import color_distance, dark_patches, flat_output_fraction, grey_rgb, ssim, stripe_energy
 from dinstyle.model.din import calc_mean_std
 from dinstyle.model.losses import content_loss, stats_distance, style_loss
+from dinstyle.runner import check_render_options
 
 GREY_TAPS = ("relu2_1", "relu3_1", "relu4_1")  # texture distinctness (b): strokes and patterns, not colours
 
@@ -112,6 +113,7 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
              on_event: Callable[[Event], None] | None = None, outputs: str | Path | None = None) -> EvalResult:
     """Stylize every (content, style) pair (contents at ``size``, styles encoded at ``style_size``) and
     score it, or score the given ``outputs`` of the same pairs; "progress" events count the pairs."""
+    check_render_options(strength, palette)
     contents = [read_image(p) for p in list_images(content_dir) if not content_glob or p.match(content_glob)]
     if not contents:
         raise InputError(f"{content_dir}: no content images match {content_glob!r}")

@@ -21,7 +21,7 @@ from dinstyle.errors import InputError, OptionError, OutputError
 from dinstyle.io.files import q, remove_stale_temps
 from dinstyle.io.video import VideoWriter, even_size, pad_even, read_timed_video, read_video
 from dinstyle.palette import PaletteSmoother
-from dinstyle.runner import StatsSmoother
+from dinstyle.runner import StatsSmoother, check_render_options
 from dinstyle.styles import RegionStyle
 
 if TYPE_CHECKING:
@@ -130,6 +130,7 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
     src, dest = Path(src), Path(dest)
     if stats not in STATS_MODES:
         raise OptionError(f"--stats {stats}: use {' or '.join(STATS_MODES)}")
+    check_render_options(strength, palette)
     if batch_size < 0:
         raise OptionError(f"--batch-size {batch_size}: must be >= 1 (or 0 for automatic)")
     if max_size is not None and max_size < 16:

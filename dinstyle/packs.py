@@ -27,7 +27,8 @@ from dinstyle.model.kinds import KINDS, MODES, DinParams
 
 PACK_EXT = ".dinpack"  # a safetensors file
 PACK_FORMAT = "dinstyle-pack"
-PACK_VERSION = 1
+PACK_VERSION = 2  # 2: may hold the painting's palette; 1 (without) is still read
+READ_VERSIONS = ("1", "2")
 # A pack is untrusted input: nothing its header declares is allocated before it is checked.
 MAX_LAYERS = 16  # the model has 3 DIN layers
 MAX_PALETTE = 65536  # palette pixels (packs store 4,096)
@@ -140,9 +141,9 @@ def load_pack(path: str | Path, expected: Callable[[str], DinParams] | None = No
     meta, shapes = _read_header(path)
     if meta.get("format") != PACK_FORMAT:
         raise CheckpointError(f"{q(path)}: not a dinstyle style pack")
-    if meta.get("version") != str(PACK_VERSION):
+    if meta.get("version") not in READ_VERSIONS:
         raise CheckpointError(f"{q(path)}: style pack version {str(meta.get('version'))[:20]} is not supported "
-                              f"(this dinstyle reads version {PACK_VERSION}); run `dinstyle precompute` again")
+                              f"(this dinstyle reads versions {' and '.join(READ_VERSIONS)}); run `dinstyle precompute` again")
     mode = meta.get("mode", "standard")
     if mode not in MODES:
         raise CheckpointError(f"{q(path)}: style pack has an unknown mode {mode[:40]!r} (expected {', '.join(MODES)})")

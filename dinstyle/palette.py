@@ -42,7 +42,6 @@ def _rotations(n: int) -> np.ndarray:
 
 _ROTATIONS = _rotations(ROUNDS)
 _LEVELS = np.linspace(0, 1, LEVELS)
-_RAMP = np.arange(LEVELS) * 1e-9  # ties (flat areas) -> strictly increasing knots
 
 
 def _sample(rgb: np.ndarray, n: int) -> np.ndarray:
@@ -68,6 +67,14 @@ def _quantiles(x: np.ndarray) -> np.ndarray:
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, x.shape[1] - 1)
     return srt[:, lo] + (pos - lo) * (srt[:, hi] - srt[:, lo])
+
+
+def _knots(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-D map src[i] -> dst[i] with ties merged: a value that fills several quantiles (a flat
+    area, a clipped channel) goes to the mean of their targets, the middle of its share, not to
+    one end of it."""
+    knots, first, count = np.unique(src, return_index=True, return_counts=True)
+    return knots, np.add.reduceat(dst, first) / count
 
 
 class Palette:
@@ -133,10 +140,11 @@ class PaletteMap:
         nodes = start
         for rot, dst in zip(_ROTATIONS, palette.targets()):
             xs, ns = rot.T @ x, rot.T @ nodes  # coordinates along the rotated axes
-            src = _quantiles(xs) + _RAMP  # (3, LEVELS)
+            src = _quantiles(xs)  # (3, LEVELS)
             for k in range(3):
-                xs[k] = np.interp(xs[k], src[k], dst[k])
-                ns[k] = np.interp(ns[k], src[k], dst[k])
+                knots, to = _knots(src[k], dst[k])
+                xs[k] = np.interp(xs[k], knots, to)
+                ns[k] = np.interp(ns[k], knots, to)
             x, nodes = rot @ xs, rot @ ns
         nodes = nodes.clip(0, 1)
         nodes += _LUMA @ (start - nodes) * (1.0 - float(lightness))
@@ -157,7 +165,7 @@ class PaletteMap:
         b0 = np.minimum(np.floor(v), size - 2)
         col0, frac = (b0 * size).astype(np.float32), (v - b0).astype(np.float32)
         out = np.empty_like(rgb)
-        step = max(1, CHUNK // max(1, rgb.shape[1]))
+        step = min(max(1, CHUNK // max(1, rgb.shape[1])), 16384)  # remap takes fewer than 32,767 rows
         for y0 in range(0, rgb.shape[0], step):
             part = rgb[y0:y0 + step]
             if part.shape[1] > 32000:  # remap's limit on a side: map the pixels as narrower rows

@@ -31,6 +31,14 @@ AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
 NET_BYTES_PER_PIXEL = 300
 
 
+def check_render_options(strength: float = STYLIZE.strength, palette: float = STYLIZE.palette) -> None:
+    """--strength and --palette, checked before any work starts (a batch, a video, a cluster run)."""
+    if not math.isfinite(strength) or strength < 0:
+        raise OptionError(f"--strength {strength}: must be a number >= 0")
+    if not math.isfinite(palette) or not 0 <= palette <= 1:
+        raise OptionError(f"--palette {palette}: must be between 0 (the network's colours) and 1")
+
+
 class StatsSmoother:
     """Instance-norm statistics smoothed over time (exponential moving average across frames).
 
@@ -134,10 +142,7 @@ class ContentRunner:
         network's own colours; scaled down with a ``strength`` under 1; not with ``preserve_color``,
         which keeps the photo's); ``palette_hook``
         (e.g. a PaletteSmoother) maps each image's fitted ``PaletteMap`` to the one applied."""
-        if not math.isfinite(strength) or strength < 0:
-            raise OptionError(f"--strength {strength}: must be a number >= 0")
-        if not math.isfinite(palette) or not 0 <= palette <= 1:
-            raise OptionError(f"--palette {palette}: must be between 0 (the network's colours) and 1")
+        check_render_options(strength, palette)
         palette = 0.0 if preserve_color else palette * min(strength, 1.0)  # strength 0 = the photo, unstyled
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):

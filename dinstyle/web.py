@@ -72,7 +72,7 @@ class StyleServer:
                 store, entry = self.photos, {"name": name, "sizes": {"full": img}}
             else:  # encoded now: a painting too small to be a style is refused here
                 try:
-                    style = Style(self.st.encode_style(img.rgb), label=Path(name).stem)
+                    style = Style(self.st.encode_style(img.rgb), label=Path(name).stem, palette=Palette.of(img.rgb))
                 except InputError as e:
                     raise InputError(f"{name}: {e}") from None
                 store, entry = self.paintings, {"name": name, "rgb": img.rgb, "styles": {"standard": style}}

@@ -70,6 +70,29 @@ def test_lookup_matches_the_table_at_its_nodes_and_handles_any_width():
     assert np.array_equal(m.apply(wide), parts)
 
 
+def test_a_flat_area_takes_the_middle_of_its_share_not_one_end():
+    """60 % of the image one grey: its pixels fill many quantiles at once; they must land where the
+    same area with a level of noise lands (the middle of its share of the painting), not at one end."""
+    rng = np.random.default_rng(0)
+    img = _photo(4)
+    flat = np.zeros(img.shape[:2], bool)
+    flat[:, : int(img.shape[1] * 0.6)] = True
+    img[flat] = 128
+    noisy = img.copy()
+    noisy[flat] = np.clip(128 + rng.integers(-1, 2, (flat.sum(), 3)), 0, 255)
+    pal = Palette.of(_painting(STARRY))
+    a = transfer_palette(img, pal)[flat].astype(float).mean(0)
+    b = transfer_palette(noisy, pal)[flat].astype(float).mean(0)
+    assert np.abs(a - b).max() < 12, (a, b)
+
+
+def test_tall_and_wide_images_are_mapped_in_pieces_remap_accepts():
+    m = PaletteMap.fit(_photo(), Palette.of(_painting(STARRY)))
+    tall = _photo(5, (40000, 3))
+    out = m.apply(tall)
+    assert out.shape == tall.shape and np.array_equal(out[:100], m.apply(tall[:100]))
+
+
 def test_palette_of_mix_and_validation():
     big = _painting(STARRY, size=(200, 300))
     assert Palette.of(big).pixels.shape == (PALETTE_PIXELS, 3)
@@ -138,7 +161,7 @@ def test_pack_keeps_the_palette_and_old_packs_still_load(st, tmp_path):
     # a pack written before packs kept a palette: the network's own colours, no error
     tensors = {k: v for k, v in load_file(pack).items() if k != "palette"}
     with safe_open(str(pack), "pt") as f:
-        meta = f.metadata()
+        meta = {**f.metadata(), "version": "1"}
     save_file(tensors, tmp_path / "old.dinpack", metadata=meta)
     old = st.load_style([tmp_path / "old.dinpack"])
     assert old.palette is None
@@ -194,3 +217,38 @@ def test_cli_palette_option(tiny_weights, tmp_path):
     full = np.asarray(Image.open(tmp_path / "full.png"))
     painting = _painting(STARRY, size=(48, 48))
     assert color_distance(full, painting) < color_distance(raw, painting)
+
+
+def test_bad_palette_values_stop_before_any_work(tiny_weights, tmp_path):
+    """Checked up front by every command that takes --palette: one line, exit 2, nothing written."""
+    from PIL import Image
+
+    from dinstyle.cli.app import app
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(_photo(9, (40, 56))).save(photo)
+    style = str(_style_file(tmp_path, STARRY))
+    runner = CliRunner()
+    w = ["-w", str(tiny_weights)]
+    (tmp_path / "done").mkdir()
+    Image.fromarray(_photo(1, (40, 56))).save(tmp_path / "done" / "photo_paint.png")  # every target exists
+    for args in (["image", str(photo), "-s", style, "-o", str(tmp_path / "done")],
+                 ["video", str(photo), "-s", style, "-o", str(tmp_path / "v.mp4")],
+                 ["sheet", str(photo), "-s", style, "-o", str(tmp_path / "sheet.png")],
+                 ["cluster", str(photo), "-s", style, "-o", str(tmp_path / "c")]):
+        r = runner.invoke(app, args + w + ["--palette", "-0.5"])
+        assert r.exit_code == 2, (args[0], r.output)
+        assert "--palette -0.5" in r.output, (args[0], r.output)
+    assert not (tmp_path / "v.mp4").exists() and not (tmp_path / "sheet.png").exists() and not (tmp_path / "c").exists()
+
+
+def test_strip_ends_are_each_style_as_it_renders(st, tmp_path):
+    from dinstyle.sheets import interpolate
+
+    a = st.load_style([_style_file(tmp_path, STARRY)])
+    b = st.load_style([_style_file(tmp_path, [(200, 30, 30), (250, 180, 160)], "red.png")])
+    b_old = type(b)(params=b.params, label=b.label)  # as from a pack made before packs kept a palette
+    photo = _photo(6, (40, 56))
+    assert np.array_equal(st.stylize([photo], interpolate(a, b_old, 0.0))[0], st.stylize([photo], a)[0])
+    assert np.array_equal(st.stylize([photo], interpolate(a, b, 1.0))[0], st.stylize([photo], b)[0])
+    assert interpolate(a, b, 0.5).palette is not None and interpolate(a, b_old, 0.5).palette is None

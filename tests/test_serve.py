@@ -100,6 +100,9 @@ def test_api_renders_every_size(st):
                           "painting").json()
         r = client.get("/api/render", params={"photo": photo["id"], "style": painting["id"]})
         assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).format == "JPEG"
+        own = [client.get("/api/render", params={"photo": photo["id"], "style": painting["id"], "size": "full",
+                                                 "palette": p}).content for p in ("0", "1")]
+        assert own[0] != own[1]  # an uploaded painting brings its palette, in the default mode too
 
 
 @pytest.mark.parametrize("data,name,status,message", [

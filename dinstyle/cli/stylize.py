@@ -190,6 +190,9 @@ def cluster(
 
         if workers is not None and workers < 1:
             raise OptionError(f"--workers {workers}: must be at least 1")
+        from dinstyle.runner import check_render_options
+
+        check_render_options(**given(strength=strength, palette=palette))
         st = stylizer(weights, "cpu", None, vgg)  # the driver only encodes the style, once
         sty = st.load_style(style, **given(mode=mode, style_size=style_size))
         view = render.ClusterView(json_out, sty.label)
@@ -213,6 +216,7 @@ def sheet(
     max_size: o.SheetMaxSize = None,
     mode: o.Mode = None,
     style_size: o.StyleSize = None,
+    palette: o.Palette = None,
     weights: o.Weights = None,
     device: o.Device = None,
     vgg: o.Vgg = None,
@@ -233,8 +237,11 @@ def sheet(
             raise OptionError(f"--strip {strip}: must be at least 2 (or 0 for a sheet)")
         if max_size is not None and max_size < 16:
             raise OptionError(f"--max-size {max_size}: must be at least 16")
+        from dinstyle.runner import check_render_options
+
+        check_render_options(**given(palette=palette))
         st = stylizer(weights, device, None, vgg)
-        kw = given(max_size=max_size, style_size=style_size, mode=mode)
+        kw = given(max_size=max_size, style_size=style_size, mode=mode, palette=palette)
         if strip:
             frames = make_strip(st, photo, style, steps=strip, **kw)
             grid = compose_grid(frames, cols=cols or len(frames), cell=cell)
@@ -251,6 +258,7 @@ def styles(
     cell: Annotated[Optional[int], typer.Option("--cell", help=with_default("Long side of each sheet cell in pixels.", STYLIZE.sheet_cell))] = None,
     max_size: o.SheetMaxSize = None,
     mode: o.Mode = None,
+    palette: o.Palette = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
     weights: o.Weights = None,
     device: o.Device = None,
@@ -272,10 +280,13 @@ def styles(
 
         if cell is not None and cell < 16:
             raise OptionError(f"--cell {cell}: must be at least 16")
+        from dinstyle.runner import check_render_options
+
+        check_render_options(**given(palette=palette))
         st = stylizer(weights, device, None, vgg)
         with render.progress(True) as prog:
             task = prog.add_task("styles", total=len(STYLES))
-            grid = make_builtin_sheet(st, sheet_photo, **given(cell=cell, max_size=max_size, mode=mode),
+            grid = make_builtin_sheet(st, sheet_photo, **given(cell=cell, max_size=max_size, mode=mode, palette=palette),
                                       on_event=lambda ev: prog.update(task, completed=ev.step))
         write_image(out, grid)
         render.err.print(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
