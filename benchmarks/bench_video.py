@@ -39,6 +39,7 @@ def main() -> None:
     ap.add_argument("--style", default=str(ROOT / "examples" / "painting_vangogh_starry_night.jpg"))
     ap.add_argument("--out", default=None)
     ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--palette", type=float, default=None, help="palette transfer amount (default: the tool's)")
     a = ap.parse_args()
 
     from dinstyle.engine import Stylizer
@@ -50,12 +51,14 @@ def main() -> None:
     st = Stylizer(weights=a.weights, device=a.device)
     style = st.load_style([a.style])
     tmp = Path(tempfile.mkdtemp())
-    lines = [f"Machine: {machine_name(st.device)}; model {st.model_id}; style {Path(a.style).name}", "",
+    kw = {} if a.palette is None else {"palette": a.palette}
+    lines = [f"Machine: {machine_name(st.device)}; model {st.model_id}; style {Path(a.style).name}"
+             + ("" if a.palette is None else f"; --palette {a.palette:g}"), "",
              "| clip | frames | end-to-end frames/s |", "|---|---|---|"]
     for name, (w, h, n) in {"640x360": (640, 360, a.frames), "1080p": (1920, 1080, max(10, a.frames // 3))}.items():
         src = synthetic_clip(tmp / f"{name}.mp4", w, h, n)
-        stylize_video(st, src, style, tmp / f"{name}_out.mp4")  # warm-up run (allocator, kernels)
-        rec = stylize_video(st, src, style, tmp / f"{name}_out.mp4")
+        stylize_video(st, src, style, tmp / f"{name}_out.mp4", **kw)  # warm-up run (allocator, kernels)
+        rec = stylize_video(st, src, style, tmp / f"{name}_out.mp4", **kw)
         lines.append(f"| synthetic {name} | {rec['frames']} | {rec['frames_per_second']:.1f} |")
     clips = sorted((ROOT.parent / "shared" / "data" / "video").glob("*.mp4")) + [ROOT / "examples" / "video_big_buck_bunny.mp4"]
     lines += ["", "| clip | stats | warping error (lower is steadier) | flicker (output minus input luma change) |",
@@ -65,7 +68,7 @@ def main() -> None:
             continue
         for mode in ("frame", "sequence"):
             out = tmp / f"{clip.stem}_{mode}.mp4"
-            stylize_video(st, clip, style, out, stats=mode, crf=12)
+            stylize_video(st, clip, style, out, stats=mode, crf=12, **kw)
             res = warping_error(read_video(clip)[1], read_video(out)[1])
             lines.append(f"| {clip.name} | {mode} | {res['warping_error']:.3f} | {res['flicker']:+.3f} |")
     text = "\n".join(lines) + "\n"
