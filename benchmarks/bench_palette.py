@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script: benchmarks.bench_cpu for the machine's name
 SIZES = {"512x512": (512, 512), "1080p": (1920, 1080), "4K": (3840, 2160)}
 
 
@@ -28,10 +27,10 @@ def main() -> None:
 
     import torch
 
-    from benchmarks.bench_cpu import machine
     from dinstyle.engine import Stylizer
     from dinstyle.io.images import read_image, resize_rgb
     from dinstyle.palette import PaletteMap
+    from dinstyle.timing import machine_name
 
     st = Stylizer(weights=a.weights, device="cpu")
     style = st.load_style([ROOT / "examples" / "painting_vangogh_starry_night.jpg"])
@@ -60,7 +59,7 @@ def main() -> None:
         rows.append((name, med(net), med(both), med(fit), med(look)))
         print(f"{name}: network {med(net):.4f} s, network + palette {med(both):.4f} s "
               f"(fit {med(fit):.4f} s, lookup {med(look):.4f} s)", file=sys.stderr)
-    lines = [f"Machine: {machine()}; model {st.model_id}",
+    lines = [f"Machine: {machine_name(st.device)}, torch {torch.__version__}; model {st.model_id}",
              "", "| size | network s | network + palette s | palette fit s | palette lookup s | added |",
              "|---|---|---|---|---|---|"]
     for name, n, b, f, lk in rows:

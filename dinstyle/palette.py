@@ -169,8 +169,7 @@ class PaletteMap:
         for y0 in range(0, rgb.shape[0], step):
             part = rgb[y0:y0 + step]
             if part.shape[1] > 32000:  # remap's limit on a side: map the pixels as narrower rows
-                out[y0:y0 + step] = self.apply(part.reshape(-1, 4000, 3)).reshape(part.shape) \
-                    if part.shape[0] * part.shape[1] % 4000 == 0 else self._apply_flat(part)
+                out[y0:y0 + step] = self._apply_flat(part)
                 continue
             r, g, b = cv2.split(part)
             mx, my, t = col0[b] + v[r], v[g], frac[b]

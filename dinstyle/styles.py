@@ -162,8 +162,7 @@ AnyStyle = Style | RegionStyle | AutoStyle | ColorMatched
 
 def palette_of_images(images: list[tuple[np.ndarray, float, int]]) -> Palette:
     """The palette of (style image, weight, style_size) items, mixed by weight."""
-    palettes = [(Palette.of(img), w) for img, w, _ in images]
-    return palettes[0][0] if len(palettes) == 1 else Palette.mix(palettes)
+    return Palette.mix([(Palette.of(img), w) for img, w, _ in images])
 
 
 # -- the style path ----------------------------------------------------------------------------
@@ -292,9 +291,8 @@ class StylePath:
                              for lab, s in zip(labels, sources))
         else:
             label = "+".join(labels)
-        palette = None  # a blend with a pack that holds no palette gets none (its colours are unknown)
-        if len(palettes) == len(sources):
-            palette = palettes[0][0] if len(palettes) == 1 else Palette.mix(palettes)
+        # a blend with a pack that holds no palette gets none (its colours are unknown)
+        palette = Palette.mix(palettes) if len(palettes) == len(sources) else None
         return Style(params=params, label=label, images=raw if len(raw) == len(sources) else [], palette=palette)
 
     def load_auto(self, specs, mode: str | None = None, style_size: int = STYLIZE.style_size) -> Style | AutoStyle:
