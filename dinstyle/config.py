@@ -134,6 +134,9 @@ class TrainConfig:
     # Weight of the share-free palette term (losses.palette_loss): the output's colours near the
     # painting's and each of the painting's colours somewhere in the output, in any shares; 0 = off.
     palette_weight: float = 0.0
+    # Weight of the luma style term (train.luma): the style loss on the output's and the painting's
+    # grey levels, the strokes and patterns the palette transfer leaves to the network; 0 = off.
+    grey_style_weight: float = 0.0
     # Distillation: folders of a teacher's stylizations (each with manifest.csv: target,content,style).
     # On a share ``distill_prob`` of the steps the batch is drawn from their pairs and the output is
     # also compared with the teacher's: pixels and differences (train.distill.distill_loss, weight

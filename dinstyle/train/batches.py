@@ -14,6 +14,7 @@ from dinstyle.train.cache import StyleCache, cache_key
 from dinstyle.train.data import (ImageBank, Plan, crop_views, draw_plan, style_probabilities, texture_energy,
                                  whole_views)
 from dinstyle.train.distill import TargetSet, draw_pairs, unzoomed
+from dinstyle.train.luma import GreyStatsMemo, Stats, grey_stats
 from dinstyle.train.objective import autocast, style_targets
 
 
@@ -41,6 +42,7 @@ class Batches:
                                 int(imgs.sum()) if imgs.device.type == "cpu" else 0)
                 cache_path = cache_path / f"style-cache-{key}.f16"
             self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path, keep=keep)
+        self.grey_memo = GreyStatsMemo(len(banks["style"]), device) if cfg.style_view > 0 else None
 
     def plan(self, step: int) -> Plan:
         c = self.cfg
@@ -93,6 +95,18 @@ class Batches:
         with autocast(self.device, self.amp):
             feats, stats = style_targets(self.vgg, images)
         return images, {t: feats[t] for t in self.map_taps}, stats
+
+    def style_grey_stats(self, plan: Plan, images: torch.Tensor | None = None) -> Stats:
+        """The grey statistics of the plan's styles (the luma style term's targets): memoised per
+        style when styles are seen whole, else computed from this step's style crops."""
+        def compute(idx, imgs=None):
+            imgs = self.style_images(idx, plan) if imgs is None else imgs
+            with autocast(self.device, self.amp):
+                return grey_stats(self.vgg, self._channels(imgs))
+
+        if self.grey_memo is None:
+            return compute(plan.style, images)
+        return self.grey_memo.lookup(plan.style, compute)
 
     def style_colors(self, plan: Plan, images: torch.Tensor | None = None) -> torch.Tensor:
         """The plan's style images, every k-th pixel (about 64 x 64 points each): what the colour

@@ -191,12 +191,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         cfg = resume_config(TrainConfig.from_dict(json.loads(state["config_json"])), cfg, overrides)
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
-    if cfg.lr <= 0 or min(cfg.style_weight, cfg.content_weight, cfg.color_weight, cfg.palette_weight) < 0:
+    if cfg.lr <= 0 or min(cfg.style_weight, cfg.content_weight, cfg.color_weight, cfg.palette_weight,
+                           cfg.grey_style_weight) < 0:
         raise OptionError("--lr must be > 0 and the loss weights >= 0")
-    if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or cfg.palette_weight or (cfg.targets and (cfg.distill_weight or cfg.distill_feature_weight))):
+    if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or cfg.palette_weight or cfg.grey_style_weight
+            or (cfg.targets and (cfg.distill_weight or cfg.distill_feature_weight))):
         raise OptionError("every loss weight is 0: nothing to train")
-    if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (cfg.style_weight or cfg.content_weight):
-        raise OptionError("steps without a teacher's targets need --style-weight or --content-weight > 0")
+    if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (
+            cfg.style_weight or cfg.content_weight or cfg.grey_style_weight):
+        raise OptionError("steps without a teacher's targets need --style-weight, --grey-style-weight or --content-weight > 0")
     if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
         raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -284,20 +287,21 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             style_rgb = batches.style_colors(plan, style_imgs) if colors else None
             color_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if colors else None
             target = batches.target(plan)
+            grey = batches.style_grey_stats(plan, style_imgs) if cfg.grey_style_weight else None
             # optional speed path: 20 eager steps, then 20 compiled ones; the faster is kept
             use_compiled = compiled is not None and (speed["compiled"] is True or (
                 speed["compiled"] is None and step - start >= GUARD_STEPS))
             if use_compiled:
                 loss_mod.model = compiled
             try:
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey)
             except Exception as e:
                 if not use_compiled:
                     raise
                 loss_mod.model = model  # the compiled path failed: go on in eager mode
                 speed["compiled"] = False
                 last["compile"] = f"off ({type(e).__name__})"
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey)
             finally:
                 loss_mod.model = model
             acc[:len(losses)] += losses
@@ -389,7 +393,8 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
                "style_layer_weights": list(cfg.style_layer_weights), "content_zoom": list(cfg.content_zoom),
                "style_view": cfg.style_view, "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob,
                "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
-               "color_weight": cfg.color_weight, "palette_weight": cfg.palette_weight, "targets": [Path(t).name for t in cfg.targets],
+               "color_weight": cfg.color_weight, "palette_weight": cfg.palette_weight,
+               "grey_style_weight": cfg.grey_style_weight, "targets": [Path(t).name for t in cfg.targets],
                "distill_weight": cfg.distill_weight if cfg.targets else 0.0,
                "distill_feature_weight": cfg.distill_feature_weight if cfg.targets else 0.0, "distill_prob": cfg.distill_prob if cfg.targets else 0.0,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},

@@ -2,7 +2,7 @@
 
 Terms (each weight 0 leaves its term out, and with both VGG weights 0 the VGG never runs on the
 output): content (relu4_1 MSE) and style (VGG channel statistics) from ``model.losses``, the colour
-term (``losses.color_loss``) and, on the batches that carry a teacher's targets, the distillation
+term (``losses.color_loss``), the palette term, the luma style term (``train.luma``) and, on the batches that carry a teacher's targets, the distillation
 terms (``train.distill``: pixels and differences; VGG maps against the teacher's). Also the reduced-precision settings the objective runs under.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dinstyle.errors import OptionError
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.model.losses import color_loss, content_loss, palette_loss, style_loss_stats
 from dinstyle.train.distill import FEATURE_TAPS, distill_loss, feature_distill_loss
+from dinstyle.train.luma import luma_style_loss
 
 
 def cpu_has_bf16() -> bool:
@@ -60,6 +61,7 @@ class StyleTransferLoss(nn.Module):
         self.content_weight, self.style_weight = cfg.content_weight, cfg.style_weight
         self.color_weight, self.distill_weight = cfg.color_weight, cfg.distill_weight
         self.feature_weight, self.palette_weight = cfg.distill_feature_weight, cfg.palette_weight
+        self.grey_weight = cfg.grey_style_weight
         self.layer_weights = tuple(cfg.style_layer_weights)
         self.pad = cfg.pad
         self.amp = amp
@@ -84,7 +86,7 @@ class StyleTransferLoss(nn.Module):
     def forward(self, content: torch.Tensor, style_maps: dict[str, torch.Tensor],
                 style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard",
                 style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None,
-                target: torch.Tensor | None = None):
+                target: torch.Tensor | None = None, grey_stats: dict | None = None):
         zero = content.new_zeros(())
         if self.uses_vgg:
             with torch.no_grad(), autocast(self.device, self.amp):
@@ -104,6 +106,10 @@ class StyleTransferLoss(nn.Module):
             total = total + self.color_weight * color_loss(out, style_rgb, generator=color_gen).mean()
         if self.palette_weight and style_rgb is not None:
             total = total + self.palette_weight * palette_loss(out, style_rgb, generator=color_gen).mean()
+        if self.grey_weight and grey_stats is not None:
+            with autocast(self.device, self.amp):
+                lg = luma_style_loss(self.vgg, out, grey_stats, self.layer_weights)
+            total = total + self.grey_weight * lg.float().mean()
         ld = None
         if target is not None and (self.distill_weight or features):
             weighted = zero
@@ -130,11 +136,11 @@ def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch
 def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style_maps, style_stats,
                mode: str = "standard", scaler: torch.amp.GradScaler | None = None,
                style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None,
-               target: torch.Tensor | None = None):
+               target: torch.Tensor | None = None, grey_stats: dict | None = None):
     """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped). Returns the
     (total, content, style) losses, and the distillation term where the batch has a target, as
     detached tensors (no host sync), and the output."""
-    loss, lc, ls, out, ld = net(content, style_maps, style_stats, mode, style_rgb, color_gen, target)
+    loss, lc, ls, out, ld = net(content, style_maps, style_stats, mode, style_rgb, color_gen, target, grey_stats)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

@@ -1,0 +1,70 @@
+"""The luma style term: the style loss on grey images, the output's against the painting's.
+
+The tool moves the output's hue and saturation onto the painting's after the network (the palette
+transfer, ``dinstyle.palette``) and keeps the network's luma, so what the network alone decides
+is light and dark: strokes, hatching, patterns. This term asks for exactly that: the balanced
+style distance (``losses.stats_distance``) between the VGG channel statistics of the output's grey
+levels and those of the painting's, at relu1_1..relu4_1. It is the training side of the
+evaluation's grey distinctness, which ranks outputs by the same distance on grey images.
+
+A style's grey statistics depend only on the image when styles are seen whole (``--style-view``),
+so they are computed the first time a style is drawn and kept in memory (1,920 numbers a style).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from dinstyle.config import VGG_TAPS
+from dinstyle.model.din import calc_mean_std
+from dinstyle.model.losses import style_loss_stats
+
+# ITU-R BT.601 luma, as OpenCV's RGB2GRAY (metrics.grey_rgb, what the evaluation ranks)
+LUMA = (0.299, 0.587, 0.114)
+
+Stats = dict[str, tuple[Tensor, Tensor]]
+
+
+def grey(rgb: Tensor) -> Tensor:
+    """(N, 3, H, W) RGB in 0..1 -> its grey levels repeated on three channels (the VGG's input)."""
+    w = rgb.new_tensor(LUMA).view(1, 3, 1, 1)
+    return (rgb * w).sum(1, keepdim=True).expand(-1, 3, -1, -1)
+
+
+def grey_stats(vgg, rgb: Tensor) -> Stats:
+    """Channel statistics of the grey version of a batch of images at every VGG tap (no gradient)."""
+    with torch.no_grad():
+        feats = vgg(grey(rgb))
+    return {t: tuple(v.float() for v in calc_mean_std(feats[t])) for t in VGG_TAPS}
+
+
+def luma_style_loss(vgg, out: Tensor, target: Stats, layer_weights: tuple[float, ...] | None = None) -> Tensor:
+    """The style loss of the output's grey levels against the painting's grey statistics -> (N,)."""
+    return style_loss_stats(vgg(grey(out)), target, layer_weights=layer_weights)
+
+
+class GreyStatsMemo:
+    """Grey statistics per style index, computed for the styles not yet seen (``compute`` takes
+    the missing indices and returns their ``Stats``) and kept in memory."""
+
+    def __init__(self, n: int, device: torch.device):
+        self.n, self.device = n, device
+        self.valid = torch.zeros(n, dtype=torch.bool)
+        self.stats: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def lookup(self, idx: Tensor, compute: Callable[[Tensor], Stats]) -> Stats:
+        idx = idx.cpu()
+        missing = torch.unique(idx[~self.valid[idx]])
+        if len(missing):
+            new = compute(missing)
+            for t, (m, s) in new.items():
+                if t not in self.stats:
+                    shape = (self.n, *m.shape[1:])
+                    self.stats[t] = (torch.zeros(shape, device=self.device), torch.zeros(shape, device=self.device))
+                self.stats[t][0][missing.to(self.device)] = m.to(self.device)
+                self.stats[t][1][missing.to(self.device)] = s.to(self.device)
+            self.valid[missing] = True
+        d = idx.to(self.device)
+        return {t: (m[d], s[d]) for t, (m, s) in self.stats.items()}
