@@ -68,3 +68,24 @@ def test_training_with_the_luma_style_term(tmp_path, images):
     only = _cfg(data, grey_style_weight=30.0, style_weight=0.0, content_weight=0.0)
     train(only, tmp_path / "g", max_steps=1)
     assert json.loads((tmp_path / "g" / "log.jsonl").read_text().splitlines()[-1])["loss"] > 0
+
+
+def test_memo_file_keeps_the_statistics_for_the_next_run(tmp_path):
+    def compute(idx):
+        return {"relu1_1": (idx.float().view(-1, 1, 1, 1), idx.float().view(-1, 1, 1, 1) + 0.5)}
+
+    path = tmp_path / "grey-stats-x.safetensors"
+    memo = GreyStatsMemo(4, torch.device("cpu"), path)
+    memo.lookup(torch.tensor([2, 0]), compute)
+    memo.save()
+    again = GreyStatsMemo(4, torch.device("cpu"), path)
+    assert again.valid.tolist() == [True, False, True, False]
+
+    def refuse(idx):
+        raise AssertionError("computed again")
+
+    got = again.lookup(torch.tensor([0, 2]), refuse)
+    assert got["relu1_1"][1][:, 0, 0, 0].tolist() == [0.5, 2.5]
+    path.write_bytes(b"damaged")
+    assert not GreyStatsMemo(4, torch.device("cpu"), path).valid.any()  # starts afresh
+    assert not GreyStatsMemo(5, torch.device("cpu"), tmp_path / "none").valid.any()

@@ -42,7 +42,12 @@ class Batches:
                                 int(imgs.sum()) if imgs.device.type == "cpu" else 0)
                 cache_path = cache_path / f"style-cache-{key}.f16"
             self.cache = StyleCache(len(banks["style"]), self.map_taps, device, cache_path, keep=keep)
-        self.grey_memo = GreyStatsMemo(len(banks["style"]), device) if cfg.style_view > 0 else None
+        grey_path = None
+        if self.cache is not None and self.cache.keep:  # the grey statistics beside the cache, same key
+            grey_path = cache_path.with_name(cache_path.name.replace("style-cache-", "grey-stats-").replace(
+                ".f16", ".safetensors"))
+        self.grey_memo = GreyStatsMemo(len(banks["style"]), device, grey_path) \
+            if cfg.style_view > 0 and cfg.grey_style_weight else None
 
     def plan(self, step: int) -> Plan:
         c = self.cfg
@@ -114,6 +119,19 @@ class Batches:
         images = self.style_images(plan.style, plan) if images is None else images
         k = max(1, min(images.shape[-2:]) // 64)
         return images[..., ::k, ::k].float()
+
+    def save(self) -> None:
+        """Keep what was computed once per style for the next run (the style cache's index, the grey statistics)."""
+        if self.cache is not None:
+            self.cache.save_index()
+        if self.grey_memo is not None:
+            self.grey_memo.save()
+
+    def close(self) -> None:
+        if self.grey_memo is not None:
+            self.grey_memo.save()
+        if self.cache is not None:
+            self.cache.close()
 
     def _channels(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -355,8 +355,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if main and due:
                 tc = time.perf_counter()
                 save_checkpoint(run_dir, model, opt, step, cfg, last)
-                if batches.cache is not None:
-                    batches.cache.save_index()
+                batches.save()
                 ckpt_cost = max(ckpt_cost, time.perf_counter() - tc)
                 t_ckpt = time.perf_counter()
             if time_budget is not None:  # room for one more step and the final checkpoint?
@@ -367,8 +366,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     finally:
         if main:
             save_checkpoint(run_dir, model, opt, step, cfg, last)
-        if batches.cache is not None:
-            batches.cache.close()
+        batches.close()
         log_f.close()
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
