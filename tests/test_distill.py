@@ -197,7 +197,7 @@ def test_mixed_steps_log_distillation_only_where_it_ran(tmp_path, data):
 def test_weights_that_train_nothing_are_refused(tmp_path, data):
     _, _, cs, ss = data
     folder = _targets(tmp_path / "t", [(cs[0], ss[0])])
-    with pytest.raises(OptionError, match="need --style-weight or --content-weight"):
+    with pytest.raises(OptionError, match="need --style-weight, --grey-style-weight or --content-weight"):
         train(_cfg(data, folder, content_weight=0.0, style_weight=0.0, distill_prob=0.5), tmp_path / "r1")
     with pytest.raises(OptionError, match="nothing to train"):
         train(_cfg(data, folder, content_weight=0.0, style_weight=0.0, distill_weight=0.0), tmp_path / "r2")
