@@ -2,6 +2,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
 from dinstyle.config import ModelConfig, TrainConfig
@@ -64,10 +65,12 @@ def test_training_with_the_luma_style_term(tmp_path, images):
         assert json.loads((run / "train_config.json").read_text())["grey_style_weight"] == 30.0
         last = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
         assert last["loss"] > last["content"] + cfg.style_weight * last["style"]  # the luma term is in the sum
+        assert last["grey"] > 0  # and logged as its own column
     # the luma term alone trains too (no RGB style loss)
     only = _cfg(data, grey_style_weight=30.0, style_weight=0.0, content_weight=0.0)
     train(only, tmp_path / "g", max_steps=1)
-    assert json.loads((tmp_path / "g" / "log.jsonl").read_text().splitlines()[-1])["loss"] > 0
+    last = json.loads((tmp_path / "g" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["loss"] > 0 and last["loss"] == pytest.approx(30.0 * last["grey"], rel=1e-4)
 
 
 def test_memo_file_keeps_the_statistics_for_the_next_run(tmp_path):

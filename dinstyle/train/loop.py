@@ -266,6 +266,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     t0, n_img = time.perf_counter(), 0
     t_ckpt = time.perf_counter()
     acc = torch.zeros(4, device=device)  # total, content, style, distill
+    grey_acc = torch.zeros((), device=device)  # the luma style term, over the steps that had it
+    n_grey = 0
     n_acc = n_distill = 0
     step_times: list[float] = []
     ckpt_cost = 0.5  # seconds a checkpoint takes (measured at each save)
@@ -305,6 +307,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             finally:
                 loss_mod.model = model
             acc[:len(losses)] += losses
+            if loss_mod.last_grey is not None:
+                grey_acc += loss_mod.last_grey
+                n_grey += 1
             n_acc += 1
             n_distill += len(losses) > 3
             step += 1
@@ -323,7 +328,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if step % cfg.log_every == 0 or step == end:
                 vals = (acc / n_acc).tolist()  # the one host sync, every log_every steps
                 distill = vals.pop() * n_acc / n_distill if n_distill else None
+                grey_mean = float(grey_acc) / n_grey if n_grey else None
                 acc.zero_()
+                grey_acc.zero_()
+                n_grey = 0
                 n_acc = n_distill = 0
                 if not all(math.isfinite(v) for v in vals):
                     raise CheckpointError(f"training diverged at step {step} (loss {vals[0]}); "
@@ -331,6 +339,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 dt = time.perf_counter() - t0
                 last = {"step": step, "loss": round(vals[0], 6), "content": round(vals[1], 6),
                         "style": round(vals[2], 6), **({"distill": round(distill, 6)} if distill is not None else {}),
+                        **({"grey": round(grey_mean, 6)} if grey_mean is not None else {}),
                         "lr": opt.param_groups[0]["lr"],
                         "images_per_s": round(n_img / max(dt, 1e-9), 2), "mode": plan.mode, "device": device.type,
                         "amp": amp, "time": time.time(),

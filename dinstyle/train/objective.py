@@ -62,6 +62,7 @@ class StyleTransferLoss(nn.Module):
         self.color_weight, self.distill_weight = cfg.color_weight, cfg.distill_weight
         self.feature_weight, self.palette_weight = cfg.distill_feature_weight, cfg.palette_weight
         self.grey_weight = cfg.grey_style_weight
+        self.last_grey: torch.Tensor | None = None  # the last step's luma style term, detached (for the log)
         self.layer_weights = tuple(cfg.style_layer_weights)
         self.pad = cfg.pad
         self.amp = amp
@@ -88,6 +89,7 @@ class StyleTransferLoss(nn.Module):
                 style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None,
                 target: torch.Tensor | None = None, grey_stats: dict | None = None):
         zero = content.new_zeros(())
+        self.last_grey = None
         if self.uses_vgg:
             with torch.no_grad(), autocast(self.device, self.amp):
                 cf = self.vgg(content, taps=("relu4_1",))
@@ -109,7 +111,9 @@ class StyleTransferLoss(nn.Module):
         if self.grey_weight and grey_stats is not None:
             with autocast(self.device, self.amp):
                 lg = luma_style_loss(self.vgg, out, grey_stats, self.layer_weights)
-            total = total + self.grey_weight * lg.float().mean()
+            lg = lg.float().mean()
+            total = total + self.grey_weight * lg
+            self.last_grey = lg.detach()
         ld = None
         if target is not None and (self.distill_weight or features):
             weighted = zero
