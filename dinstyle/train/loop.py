@@ -326,9 +326,11 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                     speed["compiled"] = median < speed["eager"]
                     last["compile"] = "on" if speed["compiled"] else "off (slower)"
             if step % cfg.log_every == 0 or step == end:
-                vals = (acc / n_acc).tolist()  # the one host sync, every log_every steps
+                # the one host sync, every log_every steps
+                vals = torch.cat([acc / n_acc, grey_acc.view(1) / max(n_grey, 1)]).tolist()
+                grey_mean = vals.pop()
+                grey_mean = grey_mean if n_grey else None
                 distill = vals.pop() * n_acc / n_distill if n_distill else None
-                grey_mean = float(grey_acc) / n_grey if n_grey else None
                 acc.zero_()
                 grey_acc.zero_()
                 n_grey = 0
