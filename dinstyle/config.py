@@ -145,6 +145,8 @@ class TrainConfig:
     distill_weight: float = 1.0
     distill_feature_weight: float = 0.0
     distill_prob: float = 1.0
+    # Exponential moving average of the weights (train.ema), kept beside them and exported; 0 = off.
+    ema: float = 0.0
     bank_size: int = 256  # every training image is decoded once to this square size
     # Content crops are replicate-padded by this many pixels before the network and the output
     # cropped back, as the engine does at inference (PAD_MARGIN): the losses never see the reach

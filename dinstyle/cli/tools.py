@@ -55,6 +55,7 @@ def train(
     distill_weight: Annotated[Optional[float], typer.Option("--distill-weight", help=with_default("Weight of the distillation term (pixel L1 + multi-scale gradient L1 against the teacher)", T.distill_weight))] = None,
     distill_features: Annotated[Optional[float], typer.Option("--distill-features", help=with_default("Weight of the feature distillation term (MSE of VGG relu1_1..relu3_1 maps against the teacher's output's)", T.distill_feature_weight))] = None,
     distill_prob: Annotated[Optional[float], typer.Option("--distill-prob", help=with_default("Share of steps drawn from the targets' pairs (the rest: the usual data, VGG losses only)", T.distill_prob))] = None,
+    ema: Annotated[Optional[float], typer.Option("--ema", help=with_default("Keep an exponential moving average of the weights with this decay (e.g. 0.998: about the last 500 steps); export-weights writes it; 0 = off", T.ema))] = None,
     style_layers: Annotated[Optional[str], typer.Option("--style-layers", help="Weights of the relu1_1,relu2_1,relu3_1,relu4_1 style terms, e.g. 2,1,1,1.")] = None,
     content_zoom: Annotated[Optional[str], typer.Option("--content-zoom", help="Range of output pixels per photo pixel in content crops, e.g. 1,2.")] = None,
     style_view: Annotated[Optional[int], typer.Option("--style-view", help="See styles whole at this size, as at inference (0: random crops at --style-zoom).")] = None,
@@ -97,7 +98,7 @@ def train(
             content_dir=path(content), style_dir=path(style), data_pack=path(data_pack), vgg=path(vgg), steps=steps,
             batch_size=batch_size, crop=crop, lr=lr, warmup=warmup, style_weight=style_weight,
             content_weight=content_weight, color_weight=color_weight, palette_weight=palette_weight,
-            grey_style_weight=grey_style_weight, targets=tuple(str(t) for t in targets) if targets else None, distill_weight=distill_weight, distill_feature_weight=distill_features, distill_prob=distill_prob, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
+            grey_style_weight=grey_style_weight, targets=tuple(str(t) for t in targets) if targets else None, distill_weight=distill_weight, distill_feature_weight=distill_features, distill_prob=distill_prob, ema=ema, style_layer_weights=_floats(style_layers, 4, "--style-layers"),
             content_zoom=_floats(content_zoom, 2, "--content-zoom"), style_view=style_view,
             style_zoom=_floats(style_zoom, 2, "--style-zoom"), style_cache_dir=path(style_cache_dir),
             style_texture_power=style_texture, adaptive_prob=adaptive_prob, deformable_prob=deformable_prob,
@@ -149,12 +150,14 @@ def export_weights(
     out: Annotated[Path, typer.Option("--out", help="Weights folder to write.")] = Path("weights"),
     vgg: o.Vgg = None,
     note: Annotated[str, typer.Option("--note", help="Free text stored in config.json's 'trained' record.")] = "",
+    raw: Annotated[bool, typer.Option("--raw", help="Write the trained weights, not the run's weight average (runs trained with --ema).")] = False,
 ) -> None:
-    """Turn a training checkpoint into shipped weights (config.json + model.safetensors + VGG fp16)."""
+    """Turn a training checkpoint into shipped weights (config.json + model.safetensors + VGG fp16);
+    a run trained with --ema gives its weight average."""
     with render.errors():
         from dinstyle.train.loop import export_weights as run_export
 
-        dest = run_export(run_dir, out, vgg_path=str(vgg) if vgg else None, note=note)
+        dest = run_export(run_dir, out, vgg_path=str(vgg) if vgg else None, note=note, raw=raw)
         render.err.print(f"weights written to {dest}")
 
 

@@ -2,7 +2,8 @@
 
 A run folder holds:
     train_config.json   the TrainConfig (with its ModelConfig)
-    checkpoint.pt       model + optimiser + step + RNG (plain tensors; loads with weights_only=True)
+    checkpoint.pt       model + optimiser + step + RNG (+ the weight average, ``--ema``; plain tensors,
+                        loads with weights_only=True)
     log.jsonl           one line of losses every ``log_every`` steps
     previews/step_N.jpg content | style | output grids
 """
@@ -32,6 +33,7 @@ from dinstyle.runtime import resolve_device
 from dinstyle.train.batches import Batches
 from dinstyle.train.data import ImageBank
 from dinstyle.train.distill import TargetSet
+from dinstyle.train.ema import WeightAverage
 from dinstyle.train.objective import (StyleTransferLoss, cpu_has_bf16, resolve_amp, style_targets,  # noqa: F401
                                       train_step)
 from dinstyle.train.options import resume_config
@@ -75,7 +77,7 @@ def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, warm_from: i
 
 
 def save_checkpoint(run_dir: Path, model: DinStyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
-                    last: dict | None = None) -> Path:
+                    last: dict | None = None, ema: WeightAverage | None = None) -> Path:
     state = {
         "format_version": FORMAT_VERSION,
         "step": step,
@@ -84,6 +86,7 @@ def save_checkpoint(run_dir: Path, model: DinStyleNet, opt: torch.optim.Optimize
         "rng_cpu": torch.get_rng_state(),
         "config_json": json.dumps(cfg.to_dict()),
         "last_json": json.dumps(last or {}),
+        **({"ema": ema.state_dict()} if ema is not None else {}),
     }
     dest = run_dir / CKPT_NAME
     with atomic_path(dest) as tmp:
@@ -145,13 +148,15 @@ def load_banks(cfg: TrainConfig, device: torch.device) -> dict[str, ImageBank]:
 
 
 def init_weights(model: DinStyleNet, source: str | Path) -> list[str]:
-    """Start a new run from trained weights (a weights folder or a run folder) of the same or an
-    older configuration; returns the names of the tensors that start fresh."""
+    """Start a new run from trained weights (a weights folder or a run folder, whose weight average
+    where it has one: what ``export_weights`` would write) of the same or an older configuration;
+    returns the names of the tensors that start fresh."""
     from dinstyle.model.net import convert_state
 
     src = Path(source)
     if (src / CKPT_NAME).is_file():
-        state = load_checkpoint(src)["model"]
+        ckpt = load_checkpoint(src)
+        state = ckpt.get("ema", ckpt["model"])
     else:
         from dinstyle.checkpoint import load_model
 
@@ -225,6 +230,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         start = warm_from = int(state["step"])
     elif init is not None:
         init_weights(model, init)
+    ema = WeightAverage(model, cfg.ema) if cfg.ema else None
+    if ema is not None and state is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])  # a run that had none starts its average here
     if main:
         atomic_write_bytes(run_dir / TRAIN_CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
     amp = resolve_amp(cfg.amp, device)
@@ -306,6 +314,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey)
             finally:
                 loss_mod.model = model
+            if ema is not None:
+                ema.update(model)
             acc[:len(losses)] += losses
             if loss_mod.last_grey is not None:
                 grey_acc += loss_mod.last_grey
@@ -365,7 +375,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 checkpoint_seconds is not None and time.perf_counter() - t_ckpt >= checkpoint_seconds)
             if main and due:
                 tc = time.perf_counter()
-                save_checkpoint(run_dir, model, opt, step, cfg, last)
+                save_checkpoint(run_dir, model, opt, step, cfg, last, ema)
                 batches.save()
                 ckpt_cost = max(ckpt_cost, time.perf_counter() - tc)
                 t_ckpt = time.perf_counter()
@@ -376,7 +386,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                     break
     finally:
         if main:
-            save_checkpoint(run_dir, model, opt, step, cfg, last)
+            save_checkpoint(run_dir, model, opt, step, cfg, last, ema)
         batches.close()
         log_f.close()
         if world > 1 and dist.is_initialized():
@@ -390,12 +400,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             "stopped_by": "signal" if stop["flag"] else ("time budget" if stop.get("budget") else "steps")}
 
 
-def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None = None, note: str = "") -> Path:
-    """Turn a run's checkpoint into the shipped format (config.json + model.safetensors + VGG fp16)."""
+def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None = None, note: str = "",
+                   raw: bool = False) -> Path:
+    """Turn a run's checkpoint into the shipped format (config.json + model.safetensors + VGG fp16):
+    its weight average where it has one (``--ema``), unless ``raw`` asks for the trained weights."""
     state = load_checkpoint(Path(run_dir))
     cfg = TrainConfig.from_dict(json.loads(state["config_json"]))
     model = DinStyleNet(cfg.model)
-    model.load_state_dict(state["model"])
+    averaged = "ema" in state and not raw
+    model.load_state_dict(state["ema"] if averaged else state["model"])
     last = json.loads(state["last_json"])
     trained = {"steps": int(state["step"]), "batch_size": cfg.batch_size, "crop": cfg.crop,
                "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
@@ -406,6 +419,7 @@ def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None =
                "grey_style_weight": cfg.grey_style_weight, "targets": [Path(t).name for t in cfg.targets],
                "distill_weight": cfg.distill_weight if cfg.targets else 0.0,
                "distill_feature_weight": cfg.distill_feature_weight if cfg.targets else 0.0, "distill_prob": cfg.distill_prob if cfg.targets else 0.0,
+               "weight_average": cfg.ema if averaged else 0.0,
                "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
                "device": last.get("device"), "note": note}
     return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))

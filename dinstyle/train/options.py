@@ -37,6 +37,8 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         raise OptionError(f"--amp {given['amp']}: use {', '.join(AMP[:-1])} or {AMP[-1]}")
     if given.get("compile") is not None and given["compile"] not in COMPILE:
         raise OptionError(f"--compile {given['compile']}: use {', '.join(COMPILE[:-1])} or {COMPILE[-1]}")
+    if given.get("ema") is not None and not 0 <= given["ema"] < 1:
+        raise OptionError(f"--ema {given['ema']}: give a decay in [0, 1), e.g. 0.998 (0 = off)")
     for name, flag in (("distill_prob", "--distill-prob"),):
         v = given.get(name)
         if v is not None and not 0 <= v <= 1:

@@ -1,0 +1,118 @@
+"""The weight average (``--ema``): the arithmetic, its place in checkpoints, resume and export."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dinstyle.cli import app
+from dinstyle.config import ModelConfig, TrainConfig
+from dinstyle.errors import CheckpointError, OptionError
+from dinstyle.model import DinStyleNet
+from dinstyle.train.ema import WeightAverage
+from dinstyle.train.loop import export_weights, init_weights, load_checkpoint, train
+from dinstyle.train.options import call_config
+
+TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
+
+
+@pytest.fixture
+def data(tmp_path, images):
+    for i in range(3):
+        images(f"c/{i}.png", (40, 40), seed=i)
+        images(f"s/{i}.png", (40, 40), seed=10 + i)
+    return tmp_path / "c", tmp_path / "s"
+
+
+def _cfg(data, **kw):
+    c, s = data
+    base = dict(content_dir=str(c), style_dir=str(s), batch_size=2, crop=32, workers=0, log_every=1, bank_size=40,
+                checkpoint_every=1000, preview_every=0, model=TINY, steps=10, lr=1e-3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_each_update_moves_the_average_a_share_of_the_way():
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    avg = WeightAverage(net, 0.75)
+    with torch.no_grad():
+        net.weight.fill_(4.0)
+    avg.update(net)
+    assert torch.allclose(avg.shadow["weight"], torch.full((2, 2), 1.0))  # 0.75 * 0 + 0.25 * 4
+    avg.update(net)
+    assert torch.allclose(avg.shadow["weight"], torch.full((2, 2), 1.75))  # 0.75 * 1 + 0.25 * 4
+    assert torch.equal(net.weight, torch.full((2, 2), 4.0))  # the trained weights are left alone
+
+
+def test_integer_buffers_are_copied_not_averaged():
+    net = torch.nn.BatchNorm1d(2)
+    avg = WeightAverage(net, 0.9)
+    net.num_batches_tracked += 7
+    avg.update(net)
+    assert int(avg.shadow["num_batches_tracked"]) == 7
+
+
+def test_decay_out_of_range_is_refused():
+    with pytest.raises(ValueError):
+        WeightAverage(torch.nn.Linear(1, 1), 1.0)
+    with pytest.raises(OptionError, match="--ema"):
+        call_config({"content_dir": "c", "style_dir": "s", "ema": 1.5})
+
+
+def test_a_mismatched_average_is_refused():
+    avg = WeightAverage(torch.nn.Linear(2, 2), 0.9)
+    with pytest.raises(CheckpointError):
+        avg.load_state_dict({"weight": torch.zeros(2, 2)})
+
+
+def test_training_keeps_the_average_beside_the_weights_and_export_writes_it(tmp_path, data):
+    train(_cfg(data, ema=0.5), tmp_path / "run", max_steps=3)
+    state = load_checkpoint(tmp_path / "run")
+    assert set(state["ema"]) == set(state["model"])
+    moved = [k for k in state["model"] if state["model"][k].is_floating_point()
+             and not torch.equal(state["ema"][k], state["model"][k])]
+    assert moved  # three steps of training: the average lags the trained weights
+
+    export_weights(tmp_path / "run", tmp_path / "avg")
+    export_weights(tmp_path / "run", tmp_path / "raw", raw=True)
+    from safetensors.torch import load_file
+
+    avg, raw = load_file(str(tmp_path / "avg" / "model.safetensors")), load_file(str(tmp_path / "raw" / "model.safetensors"))
+    for k in moved:
+        assert torch.equal(avg[k], state["ema"][k].float()) and torch.equal(raw[k], state["model"][k].float())
+    assert json.loads((tmp_path / "avg" / "config.json").read_text())["trained"]["weight_average"] == 0.5
+    assert json.loads((tmp_path / "raw" / "config.json").read_text())["trained"]["weight_average"] == 0.0
+
+    model = DinStyleNet(TINY)
+    init_weights(model, tmp_path / "run")  # --init from the run starts from what export writes
+    assert all(torch.equal(model.state_dict()[k], state["ema"][k]) for k in moved)
+
+
+def test_resume_continues_the_average_exactly(tmp_path, data):
+    cfg = _cfg(data, ema=0.5)
+    train(cfg, tmp_path / "a", max_steps=3)
+    train(cfg, tmp_path / "b", max_steps=2)
+    train(cfg, tmp_path / "b", resume=True, max_steps=1)
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    for k in a["ema"]:
+        assert torch.equal(a["ema"][k], b["ema"][k]), k
+
+
+def test_a_run_without_an_average_gets_one_on_resume_from_its_weights_then(tmp_path, data):
+    train(_cfg(data), tmp_path / "r", max_steps=1)
+    assert "ema" not in load_checkpoint(tmp_path / "r")
+    train(_cfg(data), tmp_path / "r", resume=True, max_steps=1, overrides={"ema": 0.9})
+    state = load_checkpoint(tmp_path / "r")
+    assert "ema" in state and json.loads(state["config_json"])["ema"] == 0.9
+
+
+def test_cli_options(tmp_path, data):
+    c, s = data
+    res = CliRunner().invoke(app, ["train", "--content", str(c), "--style", str(s), "--ema", "1"])
+    assert res.exit_code == 2 and "--ema" in res.output
+    train(_cfg(data, ema=0.9), tmp_path / "run", max_steps=1)
+    res = CliRunner().invoke(app, ["export-weights", str(tmp_path / "run"), "--out", str(tmp_path / "w"), "--raw"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["trained"]["weight_average"] == 0.0
