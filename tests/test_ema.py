@@ -10,7 +10,8 @@ from dinstyle.config import ModelConfig, TrainConfig
 from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.model import DinStyleNet
 from dinstyle.train.ema import WeightAverage
-from dinstyle.train.loop import export_weights, init_weights, load_checkpoint, train
+from dinstyle.train.checkpoints import export_weights, init_weights, load_checkpoint
+from dinstyle.train.loop import train
 from dinstyle.train.options import call_config
 
 TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)

@@ -12,7 +12,8 @@ from PIL import Image
 from dinstyle.config import ModelConfig, TrainConfig
 from dinstyle.train.data import decode_square
 from dinstyle.train.datapack import read_data_pack, write_data_pack
-from dinstyle.train.loop import load_checkpoint, train
+from dinstyle.train.checkpoints import load_checkpoint
+from dinstyle.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)

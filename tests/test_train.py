@@ -9,7 +9,8 @@ from dinstyle.config import ModelConfig, TrainConfig
 from dinstyle.evaluate import score
 from dinstyle.metrics import ssim
 from dinstyle.model import DinStyleNet
-from dinstyle.train.loop import export_weights, load_checkpoint, make_optimizer, style_targets, train, train_step
+from dinstyle.train.checkpoints import export_weights, load_checkpoint
+from dinstyle.train.loop import make_optimizer, style_targets, train, train_step
 
 TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
 

@@ -155,7 +155,7 @@ def export_weights(
     """Turn a training checkpoint into shipped weights (config.json + model.safetensors + VGG fp16);
     a run trained with --ema gives its weight average."""
     with render.errors():
-        from dinstyle.train.loop import export_weights as run_export
+        from dinstyle.train.checkpoints import export_weights as run_export
 
         dest = run_export(run_dir, out, vgg_path=str(vgg) if vgg else None, note=note, raw=raw)
         render.err.print(f"weights written to {dest}")

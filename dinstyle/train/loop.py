@@ -2,8 +2,7 @@
 
 A run folder holds:
     train_config.json   the TrainConfig (with its ModelConfig)
-    checkpoint.pt       model + optimiser + step + RNG (+ the weight average, ``--ema``; plain tensors,
-                        loads with weights_only=True)
+    checkpoint.pt       model + optimiser + step + RNG (+ the weight average, ``--ema``): train.checkpoints
     log.jsonl           one line of losses every ``log_every`` steps
     previews/step_N.jpg content | style | output grids
 """
@@ -23,15 +22,16 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from dinstyle.checkpoint import load_vgg, save_weights
-from dinstyle.config import FORMAT_VERSION, TrainConfig
+from dinstyle.checkpoint import load_vgg
+from dinstyle.config import TrainConfig
 from dinstyle.errors import CheckpointError, OptionError
-from dinstyle.io.files import atomic_path, atomic_write_bytes
+from dinstyle.io.files import atomic_write_bytes
 from dinstyle.io.images import write_image
 from dinstyle.model import DinStyleNet
 from dinstyle.runtime import resolve_device
 from dinstyle.train.batches import Batches
 from dinstyle.train.data import ImageBank
+from dinstyle.train.checkpoints import init_weights, load_checkpoint, save_checkpoint
 from dinstyle.train.distill import TargetSet
 from dinstyle.train.ema import WeightAverage
 from dinstyle.train.objective import (StyleTransferLoss, cpu_has_bf16, resolve_amp, style_targets,  # noqa: F401
@@ -39,7 +39,6 @@ from dinstyle.train.objective import (StyleTransferLoss, cpu_has_bf16, resolve_a
 from dinstyle.train.options import resume_config
 
 GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
-CKPT_NAME = "checkpoint.pt"
 TRAIN_CONFIG_NAME = "train_config.json"
 LOG_NAME = "log.jsonl"
 
@@ -76,47 +75,6 @@ def set_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, step: int, warm_from: i
         g["lr"] = g["base_lr"] * f
 
 
-def save_checkpoint(run_dir: Path, model: DinStyleNet, opt: torch.optim.Optimizer, step: int, cfg: TrainConfig,
-                    last: dict | None = None, ema: WeightAverage | None = None) -> Path:
-    state = {
-        "format_version": FORMAT_VERSION,
-        "step": step,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": _to_cpu(opt.state_dict()),
-        "rng_cpu": torch.get_rng_state(),
-        "config_json": json.dumps(cfg.to_dict()),
-        "last_json": json.dumps(last or {}),
-        **({"ema": ema.state_dict()} if ema is not None else {}),
-    }
-    dest = run_dir / CKPT_NAME
-    with atomic_path(dest) as tmp:
-        torch.save(state, tmp)
-    return dest
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_cpu(v) for v in obj]
-    return obj
-
-
-def load_checkpoint(run_dir: Path) -> dict:
-    path = Path(run_dir) / CKPT_NAME
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint to resume from")
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file or pickled code we refuse to run
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: unsupported checkpoint format")
-    return state
-
-
 def _preview(path: Path, content: torch.Tensor, style: torch.Tensor, out: torch.Tensor, n: int = 4) -> None:
     rows = []
     for i in range(min(n, content.shape[0])):
@@ -145,25 +103,6 @@ def load_banks(cfg: TrainConfig, device: torch.device) -> dict[str, ImageBank]:
         if want_flat and cfg.flat_dir:
             banks["flat"] = ImageBank.from_folder(cfg.flat_dir, cfg.bank_size, cfg.workers)
     return {k: b.to(device) for k, b in banks.items()}
-
-
-def init_weights(model: DinStyleNet, source: str | Path) -> list[str]:
-    """Start a new run from trained weights (a weights folder or a run folder, whose weight average
-    where it has one: what ``export_weights`` would write) of the same or an older configuration;
-    returns the names of the tensors that start fresh."""
-    from dinstyle.model.net import convert_state
-
-    src = Path(source)
-    if (src / CKPT_NAME).is_file():
-        ckpt = load_checkpoint(src)
-        state = ckpt.get("ema", ckpt["model"])
-    else:
-        from dinstyle.checkpoint import load_model
-
-        state = load_model(src)[0].state_dict()
-    merged, fresh = convert_state(state, model)
-    model.load_state_dict(merged)
-    return fresh
 
 
 def _maybe_compile(model: DinStyleNet, how: str, device: torch.device):
@@ -398,28 +337,3 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                                 last.get("style", float("nan")), 0.0, "stopped" if stop["flag"] else "done"))
     return {**last, "step": step, "seconds": round(time.perf_counter() - t_call, 1),
             "stopped_by": "signal" if stop["flag"] else ("time budget" if stop.get("budget") else "steps")}
-
-
-def export_weights(run_dir: str | Path, dest: str | Path, vgg_path: str | None = None, note: str = "",
-                   raw: bool = False) -> Path:
-    """Turn a run's checkpoint into the shipped format (config.json + model.safetensors + VGG fp16):
-    its weight average where it has one (``--ema``), unless ``raw`` asks for the trained weights."""
-    state = load_checkpoint(Path(run_dir))
-    cfg = TrainConfig.from_dict(json.loads(state["config_json"]))
-    model = DinStyleNet(cfg.model)
-    averaged = "ema" in state and not raw
-    model.load_state_dict(state["ema"] if averaged else state["model"])
-    last = json.loads(state["last_json"])
-    trained = {"steps": int(state["step"]), "batch_size": cfg.batch_size, "crop": cfg.crop,
-               "style_weight": cfg.style_weight, "content_weight": cfg.content_weight,
-               "style_layer_weights": list(cfg.style_layer_weights), "content_zoom": list(cfg.content_zoom),
-               "style_view": cfg.style_view, "adaptive_prob": cfg.adaptive_prob, "deformable_prob": cfg.deformable_prob,
-               "flat_prob": cfg.flat_prob, "adaptive_flat_prob": cfg.adaptive_flat_prob,
-               "color_weight": cfg.color_weight, "palette_weight": cfg.palette_weight,
-               "grey_style_weight": cfg.grey_style_weight, "targets": [Path(t).name for t in cfg.targets],
-               "distill_weight": cfg.distill_weight if cfg.targets else 0.0,
-               "distill_feature_weight": cfg.distill_feature_weight if cfg.targets else 0.0, "distill_prob": cfg.distill_prob if cfg.targets else 0.0,
-               "weight_average": cfg.ema if averaged else 0.0,
-               "last_losses": {k: last.get(k) for k in ("loss", "content", "style")},
-               "device": last.get("device"), "note": note}
-    return save_weights(model, dest, trained=trained, vgg=load_vgg(vgg_path or cfg.vgg))
