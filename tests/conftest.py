@@ -83,3 +83,25 @@ def images(tmp_path):
     def _make(name: str, size=(40, 30), mode="RGB", seed=0, **kw):
         return make_image(tmp_path / name, size, mode, seed, **kw)
     return _make
+
+
+TINY_MODEL_WIDTHS = dict(widths=(8, 8, 16), param_hidden=8)
+
+
+@pytest.fixture
+def tiny_run(tmp_path, images):
+    """A factory of TrainConfigs for a tiny model on three 40x40 photos and three styles (written
+    once per test), batch 2, crop 32, 10 steps, one log line per step; keywords override."""
+    from dinstyle.config import ModelConfig, TrainConfig
+
+    for i in range(3):
+        images(f"c/{i}.png", (40, 40), seed=i)
+        images(f"s/{i}.png", (40, 40), seed=10 + i)
+
+    def make(**kw) -> TrainConfig:
+        base = dict(content_dir=str(tmp_path / "c"), style_dir=str(tmp_path / "s"), batch_size=2, crop=32, workers=0,
+                    log_every=1, bank_size=40, checkpoint_every=1000, preview_every=0,
+                    model=ModelConfig(**TINY_MODEL_WIDTHS), steps=10)
+        return TrainConfig(**{**base, **kw})
+
+    return make

@@ -6,7 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from dinstyle.cli import app
-from dinstyle.config import ModelConfig, TrainConfig
+from dinstyle.config import ModelConfig
 from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.model import DinStyleNet
 from dinstyle.train.ema import WeightAverage
@@ -15,22 +15,6 @@ from dinstyle.train.loop import train
 from dinstyle.train.options import call_config
 
 TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
-
-
-@pytest.fixture
-def data(tmp_path, images):
-    for i in range(3):
-        images(f"c/{i}.png", (40, 40), seed=i)
-        images(f"s/{i}.png", (40, 40), seed=10 + i)
-    return tmp_path / "c", tmp_path / "s"
-
-
-def _cfg(data, **kw):
-    c, s = data
-    base = dict(content_dir=str(c), style_dir=str(s), batch_size=2, crop=32, workers=0, log_every=1, bank_size=40,
-                checkpoint_every=1000, preview_every=0, model=TINY, steps=10, lr=1e-3)
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_each_update_moves_the_average_a_share_of_the_way():
@@ -68,8 +52,8 @@ def test_a_mismatched_average_is_refused():
         avg.load_state_dict({"weight": torch.zeros(2, 2)})
 
 
-def test_training_keeps_the_average_beside_the_weights_and_export_writes_it(tmp_path, data):
-    train(_cfg(data, ema=0.5), tmp_path / "run", max_steps=3)
+def test_training_keeps_the_average_beside_the_weights_and_export_writes_it(tmp_path, tiny_run):
+    train(tiny_run(ema=0.5, lr=1e-3), tmp_path / "run", max_steps=3)
     state = load_checkpoint(tmp_path / "run")
     assert set(state["ema"]) == set(state["model"])
     moved = [k for k in state["model"] if state["model"][k].is_floating_point()
@@ -91,8 +75,8 @@ def test_training_keeps_the_average_beside_the_weights_and_export_writes_it(tmp_
     assert all(torch.equal(model.state_dict()[k], state["ema"][k]) for k in moved)
 
 
-def test_resume_continues_the_average_exactly(tmp_path, data):
-    cfg = _cfg(data, ema=0.5)
+def test_resume_continues_the_average_exactly(tmp_path, tiny_run):
+    cfg = tiny_run(ema=0.5, lr=1e-3)
     train(cfg, tmp_path / "a", max_steps=3)
     train(cfg, tmp_path / "b", max_steps=2)
     train(cfg, tmp_path / "b", resume=True, max_steps=1)
@@ -101,19 +85,18 @@ def test_resume_continues_the_average_exactly(tmp_path, data):
         assert torch.equal(a["ema"][k], b["ema"][k]), k
 
 
-def test_a_run_without_an_average_gets_one_on_resume_from_its_weights_then(tmp_path, data):
-    train(_cfg(data), tmp_path / "r", max_steps=1)
+def test_a_run_without_an_average_gets_one_on_resume_from_its_weights_then(tmp_path, tiny_run):
+    train(tiny_run(lr=1e-3), tmp_path / "r", max_steps=1)
     assert "ema" not in load_checkpoint(tmp_path / "r")
-    train(_cfg(data), tmp_path / "r", resume=True, max_steps=1, overrides={"ema": 0.9})
+    train(tiny_run(lr=1e-3), tmp_path / "r", resume=True, max_steps=1, overrides={"ema": 0.9})
     state = load_checkpoint(tmp_path / "r")
     assert "ema" in state and json.loads(state["config_json"])["ema"] == 0.9
 
 
-def test_cli_options(tmp_path, data):
-    c, s = data
-    res = CliRunner().invoke(app, ["train", "--content", str(c), "--style", str(s), "--ema", "1"])
+def test_cli_options(tmp_path, tiny_run):
+    res = CliRunner().invoke(app, ["train", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--ema", "1"])
     assert res.exit_code == 2 and "--ema" in res.output
-    train(_cfg(data, ema=0.9), tmp_path / "run", max_steps=1)
+    train(tiny_run(ema=0.9, lr=1e-3), tmp_path / "run", max_steps=1)
     res = CliRunner().invoke(app, ["export-weights", str(tmp_path / "run"), "--out", str(tmp_path / "w"), "--raw"])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "w" / "config.json").read_text())["trained"]["weight_average"] == 0.0

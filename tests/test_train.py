@@ -16,19 +16,14 @@ TINY = ModelConfig(widths=(8, 8, 16), param_hidden=8)
 
 
 @pytest.fixture
-def data(tmp_path, images):
-    for i in range(3):
-        images(f"c/{i}.png", (40, 40), seed=i)
-        images(f"s/{i}.png", (40, 40), seed=10 + i)
+def data(tmp_path, tiny_run):
+    """The tiny run's content and style folders (written by ``tiny_run``)."""
     return tmp_path / "c", tmp_path / "s"
 
 
-def _cfg(data, **kw):
-    c, s = data
-    base = dict(content_dir=str(c), style_dir=str(s), batch_size=2, crop=32, workers=0, log_every=1, bank_size=40,
-                checkpoint_every=1000, preview_every=0, model=TINY, steps=10)
-    base.update(kw)
-    return TrainConfig(**base)
+@pytest.fixture
+def cfg_of(tiny_run):
+    return tiny_run
 
 
 def test_optimisation_steps_reduce_the_loss(vgg):
@@ -47,8 +42,8 @@ def test_optimisation_steps_reduce_the_loss(vgg):
     assert last < first
 
 
-def test_resume_reproduces_the_next_step_exactly(tmp_path, data):
-    cfg = _cfg(data)
+def test_resume_reproduces_the_next_step_exactly(tmp_path, data, cfg_of):
+    cfg = cfg_of()
     train(cfg, tmp_path / "a", max_steps=3)
     train(cfg, tmp_path / "b", max_steps=2)
     train(cfg, tmp_path / "b", resume=True, max_steps=1)
@@ -60,12 +55,12 @@ def test_resume_reproduces_the_next_step_exactly(tmp_path, data):
     assert [r["step"] for r in log] == [1, 2, 3]
 
 
-def test_resume_overrides_change_the_run_from_then_on(tmp_path, data, images):
+def test_resume_overrides_change_the_run_from_then_on(tmp_path, data, images, cfg_of):
     for i in range(2):
         images(f"flat/{i}.png", (40, 40), seed=20 + i)
-    train(_cfg(data), tmp_path / "r", max_steps=1)
+    train(cfg_of(), tmp_path / "r", max_steps=1)
     overrides = {"lr": 5e-4, "adaptive_prob": 1.0, "adaptive_flat_prob": 1.0, "flat_dir": str(tmp_path / "flat")}
-    train(_cfg(data), tmp_path / "r", resume=True, max_steps=1, overrides=overrides)
+    train(cfg_of(), tmp_path / "r", resume=True, max_steps=1, overrides=overrides)
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert {k: saved[k] for k in overrides} == overrides
     log = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
@@ -84,10 +79,10 @@ def test_adaptive_steps_draw_flat_content_at_their_own_rate():
     assert flat_share(0.0) == ("standard", 0)  # other steps: flat_prob (0 here)
 
 
-def test_export_then_load_gives_the_same_outputs(tmp_path, data, images):
+def test_export_then_load_gives_the_same_outputs(tmp_path, data, images, cfg_of):
     from dinstyle.engine import Stylizer
 
-    train(_cfg(data, preview_every=1), tmp_path / "run", max_steps=1)
+    train(cfg_of(preview_every=1), tmp_path / "run", max_steps=1)
     assert list((tmp_path / "run" / "previews").glob("*.jpg"))
     export_weights(tmp_path / "run", tmp_path / "w")
     state = load_checkpoint(tmp_path / "run")
@@ -157,16 +152,16 @@ def test_palette_term_ignores_shares_and_pulls_stray_colours_in():
     assert float(after.sum()) < 0.5 * float(before.sum())
 
 
-def test_training_with_the_palette_term(tmp_path, data):
-    cfg = _cfg(data, palette_weight=50.0)
+def test_training_with_the_palette_term(tmp_path, data, cfg_of):
+    cfg = cfg_of(palette_weight=50.0)
     train(cfg, tmp_path / "r", max_steps=2)
     assert json.loads((tmp_path / "r" / "train_config.json").read_text())["palette_weight"] == 50.0
     log = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] > log[-1]["content"] + cfg.style_weight * log[-1]["style"]  # the palette term is in
 
 
-def test_training_with_the_colour_term(tmp_path, data):
-    cfg = _cfg(data, color_weight=5.0)
+def test_training_with_the_colour_term(tmp_path, data, cfg_of):
+    cfg = cfg_of(color_weight=5.0)
     train(cfg, tmp_path / "r", max_steps=2)
     saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
     assert saved["color_weight"] == 5.0
@@ -263,7 +258,7 @@ def test_flat_output_fraction_ranks_flat_outputs():
     assert flat_output_fraction(stripes, content) < 0.2
 
 
-def test_sigterm_to_the_process_group_stops_at_a_step_boundary(tmp_path, data):
+def test_sigterm_to_the_process_group_stops_at_a_step_boundary(tmp_path, data, cfg_of):
     """`kill -- -PGID` (or Ctrl-C) reaches the data workers too; the run must still checkpoint
     cleanly and resume, with no traceback."""
     import os
@@ -287,7 +282,7 @@ def test_sigterm_to_the_process_group_stops_at_a_step_boundary(tmp_path, data):
     assert p.returncode == 0 and "Traceback" not in err, err
     step = load_checkpoint(run)["step"]
     assert step >= 10
-    train(_cfg(data, steps=100_000), run, resume=True, max_steps=1)
+    train(cfg_of(steps=100_000), run, resume=True, max_steps=1)
     assert load_checkpoint(run)["step"] == step + 1
 
 
