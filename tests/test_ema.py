@@ -6,7 +6,7 @@ import torch
 from typer.testing import CliRunner
 
 from dinstyle.cli import app
-from dinstyle.config import ModelConfig
+from dinstyle.config import ModelConfig, TrainConfig
 from dinstyle.errors import CheckpointError, OptionError
 from dinstyle.model import DinStyleNet
 from dinstyle.train.ema import WeightAverage
@@ -39,20 +39,44 @@ def test_integer_buffers_are_copied_not_averaged():
     assert int(avg.shadow["num_batches_tracked"]) == 7
 
 
-def test_decay_out_of_range_is_refused():
+def test_decay_out_of_range_is_refused(tmp_path):
     with pytest.raises(ValueError):
         WeightAverage(torch.nn.Linear(1, 1), 1.0)
     with pytest.raises(OptionError, match="--ema"):
         call_config({"content_dir": "c", "style_dir": "s", "ema": 1.5})
+    with pytest.raises(OptionError, match="--ema"):  # the library call checks it too
+        train(TrainConfig(content_dir="c", style_dir="s", ema=float("nan")), tmp_path / "r")
 
 
 def test_a_mismatched_average_is_refused():
     avg = WeightAverage(torch.nn.Linear(2, 2), 0.9)
     with pytest.raises(CheckpointError):
-        avg.load_state_dict({"weight": torch.zeros(2, 2)})
+        avg.load_state_dict({"weight": torch.zeros(2, 2)})  # no bias
+    with pytest.raises(CheckpointError):
+        avg.load_state_dict({"weight": torch.zeros(1, 2), "bias": torch.zeros(2)})  # another shape
 
 
-def test_training_keeps_the_average_beside_the_weights_and_export_writes_it(tmp_path, tiny_run):
+def test_training_updates_the_average_after_every_step(tmp_path, tiny_run):
+    cfg = tiny_run(ema=0.5, lr=1e-3)
+    torch.manual_seed(cfg.seed)
+    weights = [DinStyleNet(TINY).state_dict()]  # the run's first weights (train seeds the same way)
+    for n in (1, 2, 3):  # the trained weights after each step (runs are a pure function of seed and step)
+        train(cfg, tmp_path / f"n{n}", max_steps=n)
+        weights.append(load_checkpoint(tmp_path / f"n{n}")["model"])
+    avg = load_checkpoint(tmp_path / "n3")["ema"]
+    moved = 0
+    for k, w0 in weights[0].items():
+        if not w0.is_floating_point():
+            continue
+        want = w0.float()
+        for w in weights[1:]:
+            want = 0.5 * want + 0.5 * w[k].float()
+        assert torch.allclose(avg[k], want, atol=1e-6), k
+        moved += not torch.equal(weights[3][k], w0)
+    assert moved  # the steps did change the weights
+
+
+def test_export_writes_the_average_and_init_starts_from_it(tmp_path, tiny_run):
     train(tiny_run(ema=0.5, lr=1e-3), tmp_path / "run", max_steps=3)
     state = load_checkpoint(tmp_path / "run")
     assert set(state["ema"]) == set(state["model"])
@@ -95,7 +119,8 @@ def test_a_run_without_an_average_gets_one_on_resume_from_its_weights_then(tmp_p
 
 def test_cli_options(tmp_path, tiny_run):
     res = CliRunner().invoke(app, ["train", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"), "--ema", "1"])
-    assert res.exit_code == 2 and "--ema" in res.output
+    assert res.exit_code == 2 and "--ema 1.0: give a decay in [0, 1)" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
     train(tiny_run(ema=0.9, lr=1e-3), tmp_path / "run", max_steps=1)
     res = CliRunner().invoke(app, ["export-weights", str(tmp_path / "run"), "--out", str(tmp_path / "w"), "--raw"])
     assert res.exit_code == 0, res.output

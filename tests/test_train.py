@@ -206,10 +206,10 @@ def test_two_process_ddp_training_on_cpu(tmp_path, data):
     p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
                         "-m", "dinstyle", "train", "--content", str(c), "--style", str(s), "--out", str(tmp_path / "ddp"),
                         "--steps", "2", "--batch-size", "2", "--crop", "32", "--workers", "0", "--device", "cpu",
-                        "--preview-every", "0"], env=env, capture_output=True, text=True, timeout=600)
+                        "--preview-every", "0", "--ema", "0.9"], env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     state = load_checkpoint(tmp_path / "ddp")
-    assert state["step"] == 2
+    assert state["step"] == 2 and set(state["ema"]) == set(state["model"])
     log = [json.loads(x) for x in (tmp_path / "ddp" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2]  # rank 0 alone logs (every 10 steps and at the end)
 

@@ -17,7 +17,7 @@ from dinstyle.errors import CheckpointError
 
 
 class WeightAverage:
-    """The averaged copy of ``model``'s state (float32, on the model's device)."""
+    """The averaged copy of ``model``'s state (float32, on the model's device, in its memory format)."""
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0 <= decay < 1:
@@ -42,7 +42,7 @@ class WeightAverage:
         return {k: v.detach().cpu() for k, v in self.shadow.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        if set(state) != set(self.shadow):
+        if set(state) != set(self.shadow) or any(v.shape != self.shadow[k].shape for k, v in state.items()):
             raise CheckpointError("the checkpoint's weight average does not match the model")
         for k, v in state.items():
             self.shadow[k].copy_(v)

@@ -144,6 +144,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (
             cfg.style_weight or cfg.content_weight or cfg.grey_style_weight):
         raise OptionError("steps without a teacher's targets need --style-weight, --grey-style-weight or --content-weight > 0")
+    if not 0 <= cfg.ema < 1:
+        raise OptionError(f"--ema {cfg.ema}: give a decay in [0, 1), e.g. 0.998 (0 = off)")
     if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
         raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -169,9 +171,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         start = warm_from = int(state["step"])
     elif init is not None:
         init_weights(model, init)
-    ema = WeightAverage(model, cfg.ema) if cfg.ema else None
-    if ema is not None and state is not None and "ema" in state:
-        ema.load_state_dict(state["ema"])  # a run that had none starts its average here
     if main:
         atomic_write_bytes(run_dir / TRAIN_CONFIG_NAME, (json.dumps(cfg.to_dict(), indent=2) + "\n").encode())
     amp = resolve_amp(cfg.amp, device)
@@ -183,6 +182,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         model = model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    ema = WeightAverage(model, cfg.ema) if cfg.ema and main else None  # rank 0 alone saves it
+    if ema is not None and state is not None and "ema" in state:
+        ema.load_state_dict(state["ema"])  # a run that had none starts its average here
 
     banks = load_banks(cfg, device)
     targets = None
