@@ -36,7 +36,7 @@ from dinstyle.train.distill import TargetSet
 from dinstyle.train.ema import WeightAverage
 from dinstyle.train.objective import (StyleTransferLoss, cpu_has_bf16, resolve_amp, style_targets,  # noqa: F401
                                       train_step)
-from dinstyle.train.options import resume_config
+from dinstyle.train.options import check_ema, resume_config
 
 GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
 TRAIN_CONFIG_NAME = "train_config.json"
@@ -144,8 +144,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (
             cfg.style_weight or cfg.content_weight or cfg.grey_style_weight):
         raise OptionError("steps without a teacher's targets need --style-weight, --grey-style-weight or --content-weight > 0")
-    if not 0 <= cfg.ema < 1:
-        raise OptionError(f"--ema {cfg.ema}: give a decay in [0, 1), e.g. 0.998 (0 = off)")
+    check_ema(cfg.ema)
     if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
         raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
     world = int(os.environ.get("WORLD_SIZE", "1"))

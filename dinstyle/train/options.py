@@ -24,6 +24,12 @@ COMPILE = ("auto", "on", "off")
 FLAGS = {"lr": "--lr", "steps": "--steps", "batch_size": "--batch-size"}
 
 
+def check_ema(decay: float) -> None:
+    """The weight average's decay (``--ema``): 0 (off) up to, not including, 1; NaN is refused."""
+    if not 0 <= decay < 1:
+        raise OptionError(f"--ema {decay}: give a decay in [0, 1), e.g. 0.998 (0 = off)")
+
+
 def check_options(given: dict, *, resume: bool = False, init: bool = False) -> None:
     """Refuse what cannot run, before anything is loaded (``--lr 0`` is refused, never replaced)."""
     unknown = set(given) - {f.name for f in dataclasses.fields(TrainConfig)} - set(MODEL)
@@ -37,8 +43,8 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         raise OptionError(f"--amp {given['amp']}: use {', '.join(AMP[:-1])} or {AMP[-1]}")
     if given.get("compile") is not None and given["compile"] not in COMPILE:
         raise OptionError(f"--compile {given['compile']}: use {', '.join(COMPILE[:-1])} or {COMPILE[-1]}")
-    if given.get("ema") is not None and not 0 <= given["ema"] < 1:
-        raise OptionError(f"--ema {given['ema']}: give a decay in [0, 1), e.g. 0.998 (0 = off)")
+    if given.get("ema") is not None:
+        check_ema(given["ema"])
     for name, flag in (("distill_prob", "--distill-prob"),):
         v = given.get(name)
         if v is not None and not 0 <= v <= 1:
