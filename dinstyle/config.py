@@ -14,6 +14,8 @@ PAD_MARGIN = 64
 # (from shared/models/README.md, unnormalised Caffe VGG at 512 px). Losses divide by
 # these so the four layers weigh about the same.
 VGG_TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+# the grey taps: strokes and patterns without the palette (the grey distinctness, the luma contrast term)
+GREY_TAPS = ("relu2_1", "relu3_1", "relu4_1")
 VGG_TAP_SCALE = {"relu1_1": 24.0, "relu2_1": 124.0, "relu3_1": 119.0, "relu4_1": 449.0}
 VGG_TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 
@@ -137,6 +139,10 @@ class TrainConfig:
     # Weight of the luma style term (train.luma): the style loss on the output's and the painting's
     # grey levels, the strokes and patterns the palette transfer leaves to the network; 0 = off.
     grey_style_weight: float = 0.0
+    # Weight of the luma contrast term (train.luma): each output's grey statistics nearest to its own
+    # painting's among the batch's paintings (cross-entropy at this temperature); 0 = off.
+    grey_contrast_weight: float = 0.0
+    grey_contrast_temp: float = 0.25
     # Distillation: folders of a teacher's stylizations (each with manifest.csv: target,content,style).
     # On a share ``distill_prob`` of the steps the batch is drawn from their pairs and the output is
     # also compared with the teacher's: pixels and differences (train.distill.distill_loss, weight
@@ -178,6 +184,11 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on GPUs and on CPUs with bf16 units) | bf16 | fp16 | none
     compile: str = "auto"  # torch.compile the model: auto (tried on CUDA, kept if faster) | on | off
     model: ModelConfig = field(default_factory=ModelConfig)
+
+    @property
+    def uses_grey(self) -> bool:
+        """Whether a luma term (style or contrast) runs: the paintings' grey statistics are needed."""
+        return bool(self.grey_style_weight or self.grey_contrast_weight)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

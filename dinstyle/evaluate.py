@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from dinstyle.events import Event
-from dinstyle.config import STYLIZE, TOOLS
+from dinstyle.config import GREY_TAPS, STYLIZE, TOOLS
 from dinstyle.engine import Stylizer
 from dinstyle.errors import InputError
 from dinstyle.io.images import fit_size, list_images, read_image, resize_rgb
@@ -39,7 +39,6 @@ from dinstyle.model.din import calc_mean_std
 from dinstyle.model.losses import content_loss, stats_distance, style_loss
 from dinstyle.runner import check_render_options
 
-GREY_TAPS = ("relu2_1", "relu3_1", "relu4_1")  # texture distinctness (b): strokes and patterns, not colours
 
 
 def _t(rgb: np.ndarray, device) -> torch.Tensor:

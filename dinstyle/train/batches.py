@@ -47,7 +47,7 @@ class Batches:
             grey_path = cache_path.with_name(cache_path.name.replace("style-cache-", "grey-stats-").replace(
                 ".f16", ".safetensors"))
         self.grey_memo = GreyStatsMemo(len(banks["style"]), device, grey_path) \
-            if cfg.style_view > 0 and cfg.grey_style_weight else None
+            if cfg.style_view > 0 and cfg.uses_grey else None
 
     def plan(self, step: int) -> Plan:
         c = self.cfg
@@ -102,7 +102,7 @@ class Batches:
         return images, {t: feats[t] for t in self.map_taps}, stats
 
     def style_grey_stats(self, plan: Plan, images: torch.Tensor | None = None) -> Stats:
-        """The grey statistics of the plan's styles (the luma style term's targets): memoised per
+        """The grey statistics of the plan's styles (the luma terms' targets): memoised per
         style when styles are seen whole, else computed from this step's style crops."""
         def compute(idx, imgs=None):
             imgs = self.style_images(idx, plan) if imgs is None else imgs

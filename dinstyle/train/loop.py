@@ -34,9 +34,9 @@ from dinstyle.train.data import ImageBank
 from dinstyle.train.checkpoints import init_weights, load_checkpoint, save_checkpoint
 from dinstyle.train.distill import TargetSet
 from dinstyle.train.ema import WeightAverage
-from dinstyle.train.objective import (StyleTransferLoss, cpu_has_bf16, resolve_amp, style_targets,  # noqa: F401
+from dinstyle.train.objective import (StyleTransferLoss, TermMeans, cpu_has_bf16, resolve_amp, style_targets,  # noqa: F401
                                       train_step)
-from dinstyle.train.options import check_ema, resume_config
+from dinstyle.train.options import check_contrast_temp, check_ema, resume_config
 
 GUARD_STEPS = 20  # steps timed per variant when an optional speed path is tried
 TRAIN_CONFIG_NAME = "train_config.json"
@@ -136,8 +136,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
     if cfg.lr <= 0 or min(cfg.style_weight, cfg.content_weight, cfg.color_weight, cfg.palette_weight,
-                           cfg.grey_style_weight) < 0:
+                           cfg.grey_style_weight, cfg.grey_contrast_weight) < 0:
         raise OptionError("--lr must be > 0 and the loss weights >= 0")
+    check_contrast_temp(cfg.grey_contrast_temp)
     if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or cfg.palette_weight or cfg.grey_style_weight
             or (cfg.targets and (cfg.distill_weight or cfg.distill_feature_weight))):
         raise OptionError("every loss weight is 0: nothing to train")
@@ -214,8 +215,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     t0, n_img = time.perf_counter(), 0
     t_ckpt = time.perf_counter()
     acc = torch.zeros(4, device=device)  # total, content, style, distill
-    grey_acc = torch.zeros((), device=device)  # the luma style term, over the steps that had it
-    n_grey = 0
+    terms = TermMeans(device)  # the luma terms, each over the steps that had it
     n_acc = n_distill = 0
     step_times: list[float] = []
     ckpt_cost = 0.5  # seconds a checkpoint takes (measured at each save)
@@ -237,7 +237,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             style_rgb = batches.style_colors(plan, style_imgs) if colors else None
             color_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step) if colors else None
             target = batches.target(plan)
-            grey = batches.style_grey_stats(plan, style_imgs) if cfg.grey_style_weight else None
+            grey = batches.style_grey_stats(plan, style_imgs) if cfg.uses_grey else None
             # optional speed path: 20 eager steps, then 20 compiled ones; the faster is kept
             use_compiled = compiled is not None and (speed["compiled"] is True or (
                 speed["compiled"] is None and step - start >= GUARD_STEPS))
@@ -257,9 +257,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if ema is not None:
                 ema.update(model)
             acc[:len(losses)] += losses
-            if loss_mod.last_grey is not None:
-                grey_acc += loss_mod.last_grey
-                n_grey += 1
+            terms.add(loss_mod.last_terms)
             n_acc += 1
             n_distill += len(losses) > 3
             step += 1
@@ -277,13 +275,10 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                     last["compile"] = "on" if speed["compiled"] else "off (slower)"
             if step % cfg.log_every == 0 or step == end:
                 # the one host sync, every log_every steps
-                vals = torch.cat([acc / n_acc, grey_acc.view(1) / max(n_grey, 1)]).tolist()
-                grey_mean = vals.pop()
-                grey_mean = grey_mean if n_grey else None
+                vals = (acc / n_acc).tolist()
+                extra = terms.means()
                 distill = vals.pop() * n_acc / n_distill if n_distill else None
                 acc.zero_()
-                grey_acc.zero_()
-                n_grey = 0
                 n_acc = n_distill = 0
                 if not all(math.isfinite(v) for v in vals):
                     raise CheckpointError(f"training diverged at step {step} (loss {vals[0]}); "
@@ -291,7 +286,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                 dt = time.perf_counter() - t0
                 last = {"step": step, "loss": round(vals[0], 6), "content": round(vals[1], 6),
                         "style": round(vals[2], 6), **({"distill": round(distill, 6)} if distill is not None else {}),
-                        **({"grey": round(grey_mean, 6)} if grey_mean is not None else {}),
+                        **{k: round(v, 6) for k, v in extra.items()},
                         "lr": opt.param_groups[0]["lr"],
                         "images_per_s": round(n_img / max(dt, 1e-9), 2), "mode": plan.mode, "device": device.type,
                         "amp": amp, "time": time.time(),

@@ -12,6 +12,14 @@ so they are computed the first time a style is drawn and kept (1,920 numbers a s
 and on the CPU in a small file beside the style cache, under a name that says what it holds, so
 the next run on the same styles starts with them (a VGG pass at 256 px costs ~0.5 s a style on
 two cores: a 1,837-style set is a quarter of an hour, once).
+
+The luma contrast term goes one step further, as the grey distinctness does: among the batch's
+paintings, each output's grey statistics should be nearest to its own painting's. It is a
+cross-entropy over the batch: the balanced distances (relu2_1..relu4_1, the evaluation's grey taps)
+from output i to every painting j in the batch, as logits -d_ij / temperature, with i the right
+answer. It pulls an output towards its painting's strokes (as the luma style term does) and pushes
+it away from the other paintings' until they are clearly farther, so the same etched texture laid
+under every painting costs something. A painting drawn twice in a batch is not its own negative.
 """
 from __future__ import annotations
 
@@ -24,9 +32,9 @@ from torch import Tensor
 
 from dinstyle.io.files import atomic_path
 
-from dinstyle.config import VGG_TAPS
+from dinstyle.config import GREY_TAPS, VGG_TAPS
 from dinstyle.model.din import calc_mean_std
-from dinstyle.model.losses import style_loss_stats
+from dinstyle.model.losses import stats_distance, style_loss_stats
 
 # ITU-R BT.601 luma, as OpenCV's RGB2GRAY (metrics.grey_rgb, what the evaluation ranks)
 LUMA = (0.299, 0.587, 0.114)
@@ -47,9 +55,34 @@ def grey_stats(vgg, rgb: Tensor) -> Stats:
     return {t: tuple(v.float() for v in calc_mean_std(feats[t])) for t in VGG_TAPS}
 
 
-def luma_style_loss(vgg, out: Tensor, target: Stats, layer_weights: tuple[float, ...] | None = None) -> Tensor:
-    """The style loss of the output's grey levels against the painting's grey statistics -> (N,)."""
-    return style_loss_stats(vgg(grey(out)), target, layer_weights=layer_weights)
+def luma_style_loss(vgg, out: Tensor, target: Stats, layer_weights: tuple[float, ...] | None = None,
+                    feats: dict[str, Tensor] | None = None) -> Tensor:
+    """The style loss of the output's grey levels against the painting's grey statistics -> (N,)
+    (``feats``: the VGG maps of ``grey(out)`` where they were already computed)."""
+    return style_loss_stats(vgg(grey(out)) if feats is None else feats, target, layer_weights=layer_weights)
+
+
+def luma_distances(feats: dict[str, Tensor], target: Stats, taps=GREY_TAPS) -> Tensor:
+    """(N, N): the balanced style distance from output i's grey statistics (``feats``: the VGG maps
+    of ``grey(out)``) to painting j's (``target``), at ``taps``."""
+    n = next(iter(feats.values())).shape[0]
+    ours = {t: calc_mean_std(feats[t].float()) for t in taps}
+    # all n x n pairs at once: output i repeated n times against the n paintings, row after row
+    a = {t: (m.repeat_interleave(n, 0), s.repeat_interleave(n, 0)) for t, (m, s) in ours.items()}
+    b = {t: tuple(v.float().repeat(n, 1, 1, 1) for v in target[t]) for t in taps}
+    return stats_distance(a, b, taps).view(n, n)
+
+
+def luma_contrast_loss(feats: dict[str, Tensor], target: Stats, temperature: float) -> Tensor:
+    """The luma contrast term -> (N,): cross-entropy of each output's own painting among the batch's
+    paintings, logits -d_ij / ``temperature`` (``luma_distances``). Paintings identical to the
+    output's own (a style drawn twice) are left out of its negatives. 0 for a batch of one painting."""
+    d = luma_distances(feats, target)
+    m0 = target[GREY_TAPS[-1]][0].flatten(1)
+    same = (m0[:, None, :] == m0[None, :, :]).all(-1)  # (N, N): the same painting
+    eye = torch.eye(len(d), dtype=torch.bool, device=d.device)
+    logits = (-d / temperature).masked_fill(same & ~eye, float("-inf"))
+    return -torch.log_softmax(logits, dim=1).diagonal()
 
 
 class GreyStatsMemo:

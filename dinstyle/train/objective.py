@@ -2,7 +2,7 @@
 
 Terms (each weight 0 leaves its term out, and with both VGG weights 0 the VGG never runs on the
 output): content (relu4_1 MSE) and style (VGG channel statistics) from ``model.losses``, the colour
-term (``losses.color_loss``), the palette term, the luma style term (``train.luma``) and, on the batches that carry a teacher's targets, the distillation
+term (``losses.color_loss``), the palette term, the luma style and contrast terms (``train.luma``) and, on the batches that carry a teacher's targets, the distillation
 terms (``train.distill``: pixels and differences; VGG maps against the teacher's). Also the reduced-precision settings the objective runs under.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dinstyle.errors import OptionError
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.model.losses import color_loss, content_loss, palette_loss, style_loss_stats
 from dinstyle.train.distill import FEATURE_TAPS, distill_loss, feature_distill_loss
-from dinstyle.train.luma import luma_style_loss
+from dinstyle.train.luma import grey, luma_contrast_loss, luma_style_loss
 
 
 def cpu_has_bf16() -> bool:
@@ -62,7 +62,9 @@ class StyleTransferLoss(nn.Module):
         self.color_weight, self.distill_weight = cfg.color_weight, cfg.distill_weight
         self.feature_weight, self.palette_weight = cfg.distill_feature_weight, cfg.palette_weight
         self.grey_weight = cfg.grey_style_weight
-        self.last_grey: torch.Tensor | None = None  # the last step's luma style term, detached (for the log)
+        self.contrast_weight, self.contrast_temp = cfg.grey_contrast_weight, cfg.grey_contrast_temp
+        # the last step's luma terms, detached, for the log: {"grey": ..., "contrast": ...} (those that ran)
+        self.last_terms: dict[str, torch.Tensor] = {}
         self.layer_weights = tuple(cfg.style_layer_weights)
         self.pad = cfg.pad
         self.amp = amp
@@ -89,7 +91,7 @@ class StyleTransferLoss(nn.Module):
                 style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None,
                 target: torch.Tensor | None = None, grey_stats: dict | None = None):
         zero = content.new_zeros(())
-        self.last_grey = None
+        self.last_terms = {}
         if self.uses_vgg:
             with torch.no_grad(), autocast(self.device, self.amp):
                 cf = self.vgg(content, taps=("relu4_1",))
@@ -108,12 +110,17 @@ class StyleTransferLoss(nn.Module):
             total = total + self.color_weight * color_loss(out, style_rgb, generator=color_gen).mean()
         if self.palette_weight and style_rgb is not None:
             total = total + self.palette_weight * palette_loss(out, style_rgb, generator=color_gen).mean()
-        if self.grey_weight and grey_stats is not None:
+        if (self.grey_weight or self.contrast_weight) and grey_stats is not None:
             with autocast(self.device, self.amp):
-                lg = luma_style_loss(self.vgg, out, grey_stats, self.layer_weights)
-            lg = lg.float().mean()
-            total = total + self.grey_weight * lg
-            self.last_grey = lg.detach()
+                gf = self.vgg(grey(out))
+            if self.grey_weight:
+                lg = luma_style_loss(self.vgg, out, grey_stats, self.layer_weights, feats=gf).float().mean()
+                total = total + self.grey_weight * lg
+                self.last_terms["grey"] = lg.detach()
+            if self.contrast_weight:
+                lk = luma_contrast_loss(gf, grey_stats, self.contrast_temp).mean()
+                total = total + self.contrast_weight * lk
+                self.last_terms["contrast"] = lk.detach()
         ld = None
         if target is not None and (self.distill_weight or features):
             weighted = zero
@@ -126,6 +133,29 @@ class StyleTransferLoss(nn.Module):
             total = total + weighted
             ld = weighted / (self.distill_weight + self.feature_weight)
         return total, lc, ls, out, ld
+
+
+class TermMeans:
+    """Means of the objective's optional terms (its ``last_terms``) over the steps that had each,
+    between two log lines; ``means`` reads them back in one host sync and starts afresh."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, torch.zeros((), device=self.device)) + v.float()
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        vals = torch.stack(list(self.sums.values())).tolist()
+        out = {k: v / self.counts[k] for k, v in zip(self.sums, vals)}
+        self.sums, self.counts = {}, {}
+        return out
 
 
 def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict]:

@@ -30,6 +30,12 @@ def check_ema(decay: float) -> None:
         raise OptionError(f"--ema {decay}: give a decay in [0, 1), e.g. 0.998 (0 = off)")
 
 
+def check_contrast_temp(temp: float) -> None:
+    """The luma contrast term's temperature (``--grey-contrast-temp``): a number > 0."""
+    if not temp > 0 or temp == float("inf"):
+        raise OptionError(f"--grey-contrast-temp {temp}: give a temperature > 0, e.g. 0.25")
+
+
 def check_options(given: dict, *, resume: bool = False, init: bool = False) -> None:
     """Refuse what cannot run, before anything is loaded (``--lr 0`` is refused, never replaced)."""
     unknown = set(given) - {f.name for f in dataclasses.fields(TrainConfig)} - set(MODEL)
@@ -45,11 +51,14 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         raise OptionError(f"--compile {given['compile']}: use {', '.join(COMPILE[:-1])} or {COMPILE[-1]}")
     if given.get("ema") is not None:
         check_ema(given["ema"])
+    if given.get("grey_contrast_temp") is not None:
+        check_contrast_temp(given["grey_contrast_temp"])
     for name, flag in (("distill_prob", "--distill-prob"),):
         v = given.get(name)
         if v is not None and not 0 <= v <= 1:
             raise OptionError(f"{flag} {v}: must be between 0 and 1")
     for name, flag in (("distill_weight", "--distill-weight"), ("distill_feature_weight", "--distill-features"),
+                       ("grey_contrast_weight", "--grey-contrast-weight"),
                        ("dec_blocks", "--dec-blocks"), ("dec_fine_blocks", "--dec-fine-blocks")):
         if given.get(name) is not None and given[name] < 0:
             raise OptionError(f"{flag} {given[name]}: must be >= 0")

@@ -1,0 +1,112 @@
+"""The luma contrast term (train.luma.luma_contrast_loss): each output's grey statistics nearest to
+its own painting's among the batch's paintings."""
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dinstyle.cli import app
+from dinstyle.config import GREY_TAPS
+from dinstyle.errors import OptionError
+from dinstyle.model.losses import stats_distance
+from dinstyle.train.loop import train
+from dinstyle.train.luma import grey, grey_stats, luma_contrast_loss, luma_distances
+
+
+def _paintings(n, size=40, seed=0):
+    """n grey-level patterns that differ in stroke scale and contrast (noise smoothed by n scales)."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        x = torch.rand(1, 1, size // (1 + 2 * i), size // (1 + 2 * i), generator=g)
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+        out.append((0.5 + (x - 0.5) * (1.0 - 0.25 * i)).expand(-1, 3, -1, -1))
+    return torch.cat(out)
+
+
+def test_distances_are_the_balanced_distance_pair_by_pair(vgg):
+    imgs = _paintings(3)
+    feats = vgg(grey(imgs))
+    target = grey_stats(vgg, imgs.flip(0))
+    d = luma_distances(feats, target)
+    ours = grey_stats(vgg, imgs)
+    for i in range(3):
+        for j in range(3):
+            ref = stats_distance({t: (m[i:i + 1], s[i:i + 1]) for t, (m, s) in ours.items()},
+                                 {t: (m[j:j + 1], s[j:j + 1]) for t, (m, s) in target.items()}, GREY_TAPS)
+            assert float(d[i, j]) == pytest.approx(float(ref), rel=1e-4, abs=1e-7)
+
+
+def test_own_painting_nearest_costs_least(vgg):
+    imgs = _paintings(3)
+    target = grey_stats(vgg, imgs)
+    right = luma_contrast_loss(vgg(grey(imgs)), target, 0.25)
+    wrong = luma_contrast_loss(vgg(grey(imgs.roll(1, 0))), target, 0.25)  # each output in another's strokes
+    assert right.shape == (3,) and (right >= 0).all()
+    assert float(right.mean()) < 0.5 * float(wrong.mean())
+    # the other paintings count: an exact output costs more beside a painting nearer its own
+    d = luma_distances(vgg(grey(imgs[:1].expand(3, -1, -1, -1))), target)[0]
+    loss = {}
+    for k in (1, 2):
+        pair = torch.cat([imgs[:1], imgs[k:k + 1]])
+        loss[k] = float(luma_contrast_loss(vgg(grey(pair)), grey_stats(vgg, pair), float(d.max()))[0])
+    near, far = (1, 2) if d[1] < d[2] else (2, 1)
+    assert loss[near] > loss[far] > 0
+    # a sharper temperature rewards a clear margin more
+    assert float(luma_contrast_loss(vgg(grey(imgs)), target, 0.05).mean()) < float(right.mean())
+
+
+def test_a_painting_drawn_twice_is_not_its_own_negative(vgg):
+    imgs = _paintings(2)
+    feats = vgg(grey(imgs))
+    target = grey_stats(vgg, imgs)
+    twice = torch.cat([imgs[:1], imgs])  # painting 0 twice, then painting 1
+    loss = luma_contrast_loss(vgg(grey(twice)), grey_stats(vgg, twice), 0.25)
+    alone = luma_contrast_loss(feats, target, 0.25)
+    assert float(loss[0]) == pytest.approx(float(alone[0]), rel=1e-4, abs=1e-6)
+    assert float(loss[1]) == pytest.approx(float(alone[0]), rel=1e-4, abs=1e-6)
+    one = luma_contrast_loss(vgg(grey(imgs[:1])), grey_stats(vgg, imgs[:1]), 0.25)
+    assert float(one) == 0.0  # one painting: nothing to tell apart
+
+
+def test_the_gradient_pushes_the_other_paintings_away(vgg):
+    imgs = _paintings(2)
+    target = grey_stats(vgg, imgs)
+    # output 0 halfway between its painting and the other one: a step on the term moves it towards its own
+    out = torch.cat([0.5 * imgs[:1] + 0.5 * imgs[1:], imgs[1:]])
+    out = out.clone().requires_grad_(True)
+    opt = torch.optim.SGD([out], lr=0.5)
+    d0 = luma_distances(vgg(grey(out)), target).detach()
+    for _ in range(5):
+        opt.zero_grad()
+        luma_contrast_loss(vgg(grey(out)), target, 0.25).mean().backward()
+        opt.step()
+    d1 = luma_distances(vgg(grey(out)), target).detach()
+    assert float(d1[0, 0] - d1[0, 1]) < float(d0[0, 0] - d0[0, 1])
+
+
+def test_training_with_the_term_logs_and_records_it(tmp_path, tiny_run):
+    cfg = tiny_run(grey_contrast_weight=2.0, grey_contrast_temp=0.5)
+    train(cfg, tmp_path / "r", max_steps=2)
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert saved["grey_contrast_weight"] == 2.0 and saved["grey_contrast_temp"] == 0.5
+    last = json.loads((tmp_path / "r" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["contrast"] >= 0 and "grey" not in last  # its own column; the luma style term is off
+    assert last["loss"] == pytest.approx(last["content"] + cfg.style_weight * last["style"] + 2.0 * last["contrast"], rel=1e-4)
+    # both luma terms at once share one VGG pass on the grey output and log one column each
+    train(tiny_run(grey_contrast_weight=1.0, grey_style_weight=3.0), tmp_path / "b", max_steps=1)
+    last = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[-1])
+    assert last["loss"] == pytest.approx(last["content"] + 20.0 * last["style"] + 3.0 * last["grey"] + last["contrast"], rel=1e-4)
+
+
+def test_bad_settings_are_refused(tmp_path, tiny_run):
+    for kw, msg in (({"grey_contrast_temp": 0.0}, "--grey-contrast-temp 0.0"),
+                    ({"grey_contrast_weight": -1.0}, "loss weights >= 0")):
+        with pytest.raises(OptionError, match=msg):
+            train(tiny_run(**kw), tmp_path / "x", max_steps=1)
+    assert not (tmp_path / "x" / "checkpoint.pt").exists()
+    res = CliRunner().invoke(app, ["train", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"),
+                                   "--grey-contrast-weight", "1", "--grey-contrast-temp", "-1"])
+    assert res.exit_code == 2 and "--grey-contrast-temp -1.0: give a temperature > 0" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
