@@ -142,7 +142,7 @@ class TrainConfig:
     # Weight of the luma contrast term (train.luma): each output's grey statistics nearest to its own
     # painting's among the batch's paintings (cross-entropy at this temperature); 0 = off.
     grey_contrast_weight: float = 0.0
-    grey_contrast_temp: float = 0.25
+    grey_contrast_temp: float = 0.1
     # Distillation: folders of a teacher's stylizations (each with manifest.csv: target,content,style).
     # On a share ``distill_prob`` of the steps the batch is drawn from their pairs and the output is
     # also compared with the teacher's: pixels and differences (train.distill.distill_loss, weight

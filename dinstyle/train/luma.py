@@ -16,10 +16,11 @@ two cores: a 1,837-style set is a quarter of an hour, once).
 The luma contrast term goes one step further, as the grey distinctness does: among the batch's
 paintings, each output's grey statistics should be nearest to its own painting's. It is a
 cross-entropy over the batch: the balanced distances (relu2_1..relu4_1, the evaluation's grey taps)
-from output i to every painting j in the batch, as logits -d_ij / temperature, with i the right
-answer. It pulls an output towards its painting's strokes (as the luma style term does) and pushes
-it away from the other paintings' until they are clearly farther, so the same etched texture laid
-under every painting costs something. A painting drawn twice in a batch is not its own negative.
+from output i to every painting j in the batch, each painting's column divided by its mean over
+the batch's outputs, as logits -d_ij / (s_j * temperature), with i the right answer. It pulls an
+output towards its painting's strokes (as the luma style term does) and pushes it away from the
+other paintings' until they are clearly farther, so the same etched texture laid under every
+painting costs something. A painting drawn twice in a batch is not its own negative.
 """
 from __future__ import annotations
 
@@ -74,14 +75,25 @@ def luma_distances(feats: dict[str, Tensor], target: Stats, taps=GREY_TAPS) -> T
 
 
 def luma_contrast_loss(feats: dict[str, Tensor], target: Stats, temperature: float) -> Tensor:
-    """The luma contrast term -> (N,): cross-entropy of each output's own painting among the batch's
-    paintings, logits -d_ij / ``temperature`` (``luma_distances``). Paintings identical to the
-    output's own (a style drawn twice) are left out of its negatives. 0 for a batch of one painting."""
-    d = luma_distances(feats, target)
+    """The luma contrast term -> (N,): ``contrast_loss`` of the distances from the outputs' grey
+    statistics (``feats``: the VGG maps of ``grey(out)``) to the batch's paintings' (``target``).
+    Paintings with identical statistics (a style drawn twice) count as the same painting."""
     m0 = target[GREY_TAPS[-1]][0].flatten(1)
     same = (m0[:, None, :] == m0[None, :, :]).all(-1)  # (N, N): the same painting
+    return contrast_loss(luma_distances(feats, target), same, temperature)
+
+
+def contrast_loss(d: Tensor, same: Tensor, temperature: float) -> Tensor:
+    """(N, N) distances output i -> painting j -> (N,): cross-entropy of each output's own painting,
+    logits -d_ij / (s_j * ``temperature``), where s_j, the mean distance of the batch's outputs to
+    painting j (no gradient), puts every painting on one scale: a painting whose grey statistics no
+    output comes near (near-black, or all one texture) would otherwise own the batch's loss and never
+    be anyone's nearest. So the term asks how much nearer each output is to its own painting than
+    the batch's outputs are. Paintings marked ``same`` as the output's own are left out of its
+    negatives. 0 for a batch of one painting."""
+    scale = d.detach().mean(0, keepdim=True).clamp_min(1e-8)
     eye = torch.eye(len(d), dtype=torch.bool, device=d.device)
-    logits = (-d / temperature).masked_fill(same & ~eye, float("-inf"))
+    logits = (-d / (scale * temperature)).masked_fill(same & ~eye, float("-inf"))
     return -torch.log_softmax(logits, dim=1).diagonal()
 
 

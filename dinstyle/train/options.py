@@ -33,7 +33,7 @@ def check_ema(decay: float) -> None:
 def check_contrast_temp(temp: float) -> None:
     """The luma contrast term's temperature (``--grey-contrast-temp``): a number > 0."""
     if not temp > 0 or temp == float("inf"):
-        raise OptionError(f"--grey-contrast-temp {temp}: give a temperature > 0, e.g. 0.25")
+        raise OptionError(f"--grey-contrast-temp {temp}: give a temperature > 0, e.g. 0.1")
 
 
 def check_options(given: dict, *, resume: bool = False, init: bool = False) -> None:
