@@ -40,7 +40,6 @@ from dinstyle.model.losses import content_loss, stats_distance, style_loss
 from dinstyle.runner import check_render_options
 
 
-
 def _t(rgb: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
 

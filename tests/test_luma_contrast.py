@@ -81,6 +81,16 @@ def test_a_painting_drawn_twice_is_not_its_own_negative(vgg):
     assert float(one) == 0.0  # one painting: nothing to tell apart
 
 
+def test_style_indices_mark_a_repeat_whose_crops_differ(vgg):
+    imgs = _paintings(3)  # three different crops, say, of paintings 5, 5 and 7
+    feats, target = vgg(grey(imgs)), grey_stats(vgg, imgs)
+    d = luma_distances(feats, target)
+    ids = torch.tensor([5, 5, 7])
+    same = ids[:, None] == ids[None, :]
+    assert torch.allclose(luma_contrast_loss(feats, target, 0.1, ids), contrast_loss(d, same, 0.1))
+    assert not torch.allclose(luma_contrast_loss(feats, target, 0.1), contrast_loss(d, same, 0.1))
+
+
 def test_the_gradient_pushes_the_other_paintings_away(vgg):
     imgs = _paintings(2)
     target = grey_stats(vgg, imgs)
@@ -105,6 +115,13 @@ def test_training_with_the_term_logs_and_records_it(tmp_path, tiny_run):
     last = json.loads((tmp_path / "r" / "log.jsonl").read_text().splitlines()[-1])
     assert last["contrast"] >= 0 and "grey" not in last  # its own column; the luma style term is off
     assert last["loss"] == pytest.approx(last["content"] + cfg.style_weight * last["style"] + 2.0 * last["contrast"], rel=1e-4)
+    # the term reaches the weights: three steps with it and three without, from the same start, differ
+    # (not one: Adam's first step moves each weight by lr times the sign of its gradient)
+    from dinstyle.train.checkpoints import load_checkpoint
+    train(tiny_run(), tmp_path / "plain", max_steps=3)
+    train(tiny_run(grey_contrast_weight=2.0, grey_contrast_temp=0.5), tmp_path / "one", max_steps=3)
+    a, b = load_checkpoint(tmp_path / "plain")["model"], load_checkpoint(tmp_path / "one")["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)
     # both luma terms at once share one VGG pass on the grey output and log one column each
     train(tiny_run(grey_contrast_weight=1.0, grey_style_weight=3.0), tmp_path / "b", max_steps=1)
     last = json.loads((tmp_path / "b" / "log.jsonl").read_text().splitlines()[-1])
@@ -113,11 +130,27 @@ def test_training_with_the_term_logs_and_records_it(tmp_path, tiny_run):
 
 def test_bad_settings_are_refused(tmp_path, tiny_run):
     for kw, msg in (({"grey_contrast_temp": 0.0}, "--grey-contrast-temp 0.0"),
-                    ({"grey_contrast_weight": -1.0}, "loss weights >= 0")):
+                    ({"grey_contrast_temp": float("nan")}, "--grey-contrast-temp nan"),
+                    ({"grey_contrast_temp": float("inf")}, "--grey-contrast-temp inf"),
+                    ({"grey_contrast_weight": -1.0}, "loss weights finite and >= 0"),
+                    ({"grey_contrast_weight": float("nan")}, "loss weights finite and >= 0")):
         with pytest.raises(OptionError, match=msg):
             train(tiny_run(**kw), tmp_path / "x", max_steps=1)
     assert not (tmp_path / "x" / "checkpoint.pt").exists()
-    res = CliRunner().invoke(app, ["train", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s"),
-                                   "--grey-contrast-weight", "1", "--grey-contrast-temp", "-1"])
-    assert res.exit_code == 2 and "--grey-contrast-temp -1.0: give a temperature > 0" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1
+    # the term alone cannot train: it tells paintings apart, nothing pulls the output anywhere
+    with pytest.raises(OptionError, match="only tells paintings apart"):
+        train(tiny_run(grey_contrast_weight=1.0, style_weight=0.0, content_weight=0.0), tmp_path / "x", max_steps=1)
+    base = ["train", "--content", str(tmp_path / "c"), "--style", str(tmp_path / "s")]
+    for extra, msg in ((["--grey-contrast-temp", "-1"], "--grey-contrast-temp -1.0: give a temperature of at least 0.001"),
+                       (["--grey-contrast-weight", "-2"], "--grey-contrast-weight -2.0: must be >= 0"),
+                       (["--grey-contrast-weight", "nan"], "--grey-contrast-weight nan: must be >= 0")):
+        res = CliRunner().invoke(app, base + extra)
+        assert res.exit_code == 2 and msg in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    # a resumed run takes the new settings, checked the same way
+    train(tiny_run(grey_contrast_weight=1.0), tmp_path / "r", max_steps=1)
+    res = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "r"), "--grey-contrast-temp", "0"])
+    assert res.exit_code == 2 and "--grey-contrast-temp 0.0" in res.stderr
+    train(tiny_run(), tmp_path / "r", resume=True, max_steps=1, overrides={"grey_contrast_temp": 0.3})
+    saved = json.loads((tmp_path / "r" / "train_config.json").read_text())
+    assert saved["grey_contrast_weight"] == 1.0 and saved["grey_contrast_temp"] == 0.3

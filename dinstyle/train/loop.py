@@ -135,16 +135,18 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
         cfg = resume_config(TrainConfig.from_dict(json.loads(state["config_json"])), cfg, overrides)
     if cfg.batch_size < 1 or cfg.crop < 16 or cfg.steps < 1:
         raise OptionError("batch size must be >= 1, crop >= 16 and steps >= 1")
-    if cfg.lr <= 0 or min(cfg.style_weight, cfg.content_weight, cfg.color_weight, cfg.palette_weight,
-                           cfg.grey_style_weight, cfg.grey_contrast_weight) < 0:
-        raise OptionError("--lr must be > 0 and the loss weights >= 0")
+    weights = (cfg.style_weight, cfg.content_weight, cfg.color_weight, cfg.palette_weight, cfg.grey_style_weight,
+               cfg.grey_contrast_weight)
+    if not cfg.lr > 0 or not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise OptionError("--lr must be > 0 and the loss weights finite and >= 0")
     check_contrast_temp(cfg.grey_contrast_temp)
     if not (cfg.style_weight or cfg.content_weight or cfg.color_weight or cfg.palette_weight or cfg.grey_style_weight
-            or (cfg.targets and (cfg.distill_weight or cfg.distill_feature_weight))):
+            or cfg.grey_contrast_weight or (cfg.targets and (cfg.distill_weight or cfg.distill_feature_weight))):
         raise OptionError("every loss weight is 0: nothing to train")
     if (cfg.targets and cfg.distill_prob < 1 or not cfg.targets) and not (
             cfg.style_weight or cfg.content_weight or cfg.grey_style_weight):
-        raise OptionError("steps without a teacher's targets need --style-weight, --grey-style-weight or --content-weight > 0")
+        raise OptionError("steps without a teacher's targets need --style-weight, --grey-style-weight or --content-weight > 0"
+                          + (" (the luma contrast term only tells paintings apart)" if cfg.grey_contrast_weight else ""))
     check_ema(cfg.ema)
     if cfg.deformable_prob > 0 and not cfg.model.deform_kernel:
         raise OptionError("--deformable-prob needs a model with deformable layers (--deform-kernel 3)")
@@ -215,7 +217,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
     t0, n_img = time.perf_counter(), 0
     t_ckpt = time.perf_counter()
     acc = torch.zeros(4, device=device)  # total, content, style, distill
-    terms = TermMeans(device)  # the luma terms, each over the steps that had it
+    terms = TermMeans()  # the luma terms, each over the steps that had it
     n_acc = n_distill = 0
     step_times: list[float] = []
     ckpt_cost = 0.5  # seconds a checkpoint takes (measured at each save)
@@ -244,14 +246,16 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
             if use_compiled:
                 loss_mod.model = compiled
             try:
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey,
+                                         plan.style)
             except Exception as e:
                 if not use_compiled:
                     raise
                 loss_mod.model = model  # the compiled path failed: go on in eager mode
                 speed["compiled"] = False
                 last["compile"] = f"off ({type(e).__name__})"
-                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey)
+                losses, out = train_step(net, opt, content, maps, stats, plan.mode, scaler, style_rgb, color_gen, target, grey,
+                                         plan.style)
             finally:
                 loss_mod.model = model
             if ema is not None:
@@ -274,7 +278,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, max_steps
                     speed["compiled"] = median < speed["eager"]
                     last["compile"] = "on" if speed["compiled"] else "off (slower)"
             if step % cfg.log_every == 0 or step == end:
-                # the one host sync, every log_every steps
+                # the host syncs (losses, then the optional terms), every log_every steps
                 vals = (acc / n_acc).tolist()
                 extra = terms.means()
                 distill = vals.pop() * n_acc / n_distill if n_distill else None

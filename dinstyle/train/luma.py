@@ -67,19 +67,25 @@ def luma_distances(feats: dict[str, Tensor], target: Stats, taps=GREY_TAPS) -> T
     """(N, N): the balanced style distance from output i's grey statistics (``feats``: the VGG maps
     of ``grey(out)``) to painting j's (``target``), at ``taps``."""
     n = next(iter(feats.values())).shape[0]
-    ours = {t: calc_mean_std(feats[t].float()) for t in taps}
+    ours = {t: calc_mean_std(feats[t]) for t in taps}
     # all n x n pairs at once: output i repeated n times against the n paintings, row after row
     a = {t: (m.repeat_interleave(n, 0), s.repeat_interleave(n, 0)) for t, (m, s) in ours.items()}
     b = {t: tuple(v.float().repeat(n, 1, 1, 1) for v in target[t]) for t in taps}
     return stats_distance(a, b, taps).view(n, n)
 
 
-def luma_contrast_loss(feats: dict[str, Tensor], target: Stats, temperature: float) -> Tensor:
+def luma_contrast_loss(feats: dict[str, Tensor], target: Stats, temperature: float,
+                       style_ids: Tensor | None = None) -> Tensor:
     """The luma contrast term -> (N,): ``contrast_loss`` of the distances from the outputs' grey
     statistics (``feats``: the VGG maps of ``grey(out)``) to the batch's paintings' (``target``).
-    Paintings with identical statistics (a style drawn twice) count as the same painting."""
-    m0 = target[GREY_TAPS[-1]][0].flatten(1)
-    same = (m0[:, None, :] == m0[None, :, :]).all(-1)  # (N, N): the same painting
+    The same ``style_ids`` (the paintings' indices in the training set) mark a painting drawn twice;
+    without them, identical statistics do (whole styles: the memoised statistics of one painting)."""
+    if style_ids is not None:
+        ids = style_ids.to(feats[GREY_TAPS[0]].device)
+        same = ids[:, None] == ids[None, :]
+    else:
+        m0 = target[GREY_TAPS[-1]][0].flatten(1)
+        same = (m0[:, None, :] == m0[None, :, :]).all(-1)  # (N, N): the same painting
     return contrast_loss(luma_distances(feats, target), same, temperature)
 
 
@@ -93,7 +99,7 @@ def contrast_loss(d: Tensor, same: Tensor, temperature: float) -> Tensor:
     negatives. 0 for a batch of one painting."""
     scale = d.detach().mean(0, keepdim=True).clamp_min(1e-8)
     eye = torch.eye(len(d), dtype=torch.bool, device=d.device)
-    logits = (-d / (scale * temperature)).masked_fill(same & ~eye, float("-inf"))
+    logits = (-d / scale / temperature).masked_fill(same & ~eye, float("-inf"))
     return -torch.log_softmax(logits, dim=1).diagonal()
 
 

@@ -89,7 +89,8 @@ class StyleTransferLoss(nn.Module):
     def forward(self, content: torch.Tensor, style_maps: dict[str, torch.Tensor],
                 style_stats: dict[str, tuple[torch.Tensor, torch.Tensor]], mode: str = "standard",
                 style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None,
-                target: torch.Tensor | None = None, grey_stats: dict | None = None):
+                target: torch.Tensor | None = None, grey_stats: dict | None = None,
+                style_ids: torch.Tensor | None = None):
         zero = content.new_zeros(())
         self.last_terms = {}
         if self.uses_vgg:
@@ -118,7 +119,7 @@ class StyleTransferLoss(nn.Module):
                 total = total + self.grey_weight * lg
                 self.last_terms["grey"] = lg.detach()
             if self.contrast_weight:
-                lk = luma_contrast_loss(gf, grey_stats, self.contrast_temp).mean()
+                lk = luma_contrast_loss(gf, grey_stats, self.contrast_temp, style_ids).mean()
                 total = total + self.contrast_weight * lk
                 self.last_terms["contrast"] = lk.detach()
         ld = None
@@ -139,14 +140,13 @@ class TermMeans:
     """Means of the objective's optional terms (its ``last_terms``) over the steps that had each,
     between two log lines; ``means`` reads them back in one host sync and starts afresh."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, terms: dict[str, torch.Tensor]) -> None:
         for k, v in terms.items():
-            self.sums[k] = self.sums.get(k, torch.zeros((), device=self.device)) + v.float()
+            self.sums[k] = self.sums[k] + v.float() if k in self.sums else v.float().clone()
             self.counts[k] = self.counts.get(k, 0) + 1
 
     def means(self) -> dict[str, float]:
@@ -170,11 +170,13 @@ def style_targets(vgg: VGGEncoder, style: torch.Tensor) -> tuple[dict[str, torch
 def train_step(net: nn.Module, opt: torch.optim.Optimizer, content: torch.Tensor, style_maps, style_stats,
                mode: str = "standard", scaler: torch.amp.GradScaler | None = None,
                style_rgb: torch.Tensor | None = None, color_gen: torch.Generator | None = None,
-               target: torch.Tensor | None = None, grey_stats: dict | None = None):
+               target: torch.Tensor | None = None, grey_stats: dict | None = None,
+               style_ids: torch.Tensor | None = None):
     """One optimisation step of ``net`` (a StyleTransferLoss, maybe DDP-wrapped). Returns the
     (total, content, style) losses, and the distillation term where the batch has a target, as
     detached tensors (no host sync), and the output."""
-    loss, lc, ls, out, ld = net(content, style_maps, style_stats, mode, style_rgb, color_gen, target, grey_stats)
+    loss, lc, ls, out, ld = net(content, style_maps, style_stats, mode, style_rgb, color_gen, target, grey_stats,
+                                style_ids)
     opt.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(loss).backward()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from dinstyle.config import ModelConfig, TrainConfig
@@ -31,9 +32,10 @@ def check_ema(decay: float) -> None:
 
 
 def check_contrast_temp(temp: float) -> None:
-    """The luma contrast term's temperature (``--grey-contrast-temp``): a number > 0."""
-    if not temp > 0 or temp == float("inf"):
-        raise OptionError(f"--grey-contrast-temp {temp}: give a temperature > 0, e.g. 0.1")
+    """The luma contrast term's temperature (``--grey-contrast-temp``): finite, >= 0.001 (the logits
+    grow as 1 / temperature; far smaller ones overflow float32)."""
+    if not 1e-3 <= temp < float("inf"):
+        raise OptionError(f"--grey-contrast-temp {temp}: give a temperature of at least 0.001, e.g. 0.1")
 
 
 def check_options(given: dict, *, resume: bool = False, init: bool = False) -> None:
@@ -60,7 +62,7 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
     for name, flag in (("distill_weight", "--distill-weight"), ("distill_feature_weight", "--distill-features"),
                        ("grey_contrast_weight", "--grey-contrast-weight"),
                        ("dec_blocks", "--dec-blocks"), ("dec_fine_blocks", "--dec-fine-blocks")):
-        if given.get(name) is not None and given[name] < 0:
+        if given.get(name) is not None and not (math.isfinite(given[name]) and given[name] >= 0):
             raise OptionError(f"{flag} {given[name]}: must be >= 0")
     for name, flag in FLAGS.items():
         v = given.get(name)
