@@ -11,7 +11,7 @@ from dinstyle.config import GREY_TAPS
 from dinstyle.errors import OptionError
 from dinstyle.model.losses import stats_distance
 from dinstyle.train.loop import train
-from dinstyle.train.luma import contrast_loss, grey, grey_stats, luma_contrast_loss, luma_distances
+from dinstyle.train.luma import contrast_loss, grey, grey_stats, luma_contrast_loss, luma_distances, output_stats
 
 
 def _paintings(n, size=40, seed=0):
@@ -25,9 +25,14 @@ def _paintings(n, size=40, seed=0):
     return torch.cat(out)
 
 
+def _out(vgg, imgs):
+    """An output's grey statistics, with gradients, as the objective computes them."""
+    return output_stats(vgg(grey(imgs)))
+
+
 def test_distances_are_the_balanced_distance_pair_by_pair(vgg):
     imgs = _paintings(3)
-    feats = vgg(grey(imgs))
+    feats = _out(vgg, imgs)
     target = grey_stats(vgg, imgs.flip(0))
     d = luma_distances(feats, target)
     ours = grey_stats(vgg, imgs)
@@ -41,12 +46,12 @@ def test_distances_are_the_balanced_distance_pair_by_pair(vgg):
 def test_own_painting_nearest_costs_least(vgg):
     imgs = _paintings(3)
     target = grey_stats(vgg, imgs)
-    right = luma_contrast_loss(vgg(grey(imgs)), target, 0.25)
-    wrong = luma_contrast_loss(vgg(grey(imgs.roll(1, 0))), target, 0.25)  # each output in another's strokes
+    right = luma_contrast_loss(_out(vgg, imgs), target, 0.25)
+    wrong = luma_contrast_loss(_out(vgg, imgs.roll(1, 0)), target, 0.25)  # each output in another's strokes
     assert right.shape == (3,) and (right >= 0).all()
     assert float(right.mean()) < 0.5 * float(wrong.mean())
     # a sharper temperature rewards a clear margin more
-    assert float(luma_contrast_loss(vgg(grey(imgs)), target, 0.05).mean()) < float(right.mean())
+    assert float(luma_contrast_loss(_out(vgg, imgs), target, 0.05).mean()) < float(right.mean())
 
 
 def test_the_other_paintings_count_and_each_painting_has_its_own_scale():
@@ -68,7 +73,7 @@ def test_the_other_paintings_count_and_each_painting_has_its_own_scale():
 def test_a_painting_drawn_twice_is_not_its_own_negative(vgg):
     imgs = _paintings(2)
     twice = torch.cat([imgs[:1], imgs])  # painting 0 twice, then painting 1
-    feats, target = vgg(grey(twice)), grey_stats(vgg, twice)
+    feats, target = _out(vgg, twice), grey_stats(vgg, twice)
     same = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
     d = luma_distances(feats, target)
     loss = luma_contrast_loss(feats, target, 0.25)
@@ -77,13 +82,13 @@ def test_a_painting_drawn_twice_is_not_its_own_negative(vgg):
     s = d.mean(0)
     logits = torch.stack([-d[0, 0] / s[0], -d[0, 2] / s[2]]) / 0.25
     assert float(loss[0]) == pytest.approx(float(-torch.log_softmax(logits, 0)[0]), rel=1e-5, abs=1e-6)
-    one = luma_contrast_loss(vgg(grey(imgs[:1])), grey_stats(vgg, imgs[:1]), 0.25)
+    one = luma_contrast_loss(_out(vgg, imgs[:1]), grey_stats(vgg, imgs[:1]), 0.25)
     assert float(one) == 0.0  # one painting: nothing to tell apart
 
 
 def test_style_indices_mark_a_repeat_whose_crops_differ(vgg):
     imgs = _paintings(3)  # three different crops, say, of paintings 5, 5 and 7
-    feats, target = vgg(grey(imgs)), grey_stats(vgg, imgs)
+    feats, target = _out(vgg, imgs), grey_stats(vgg, imgs)
     d = luma_distances(feats, target)
     ids = torch.tensor([5, 5, 7])
     same = ids[:, None] == ids[None, :]
@@ -98,12 +103,12 @@ def test_the_gradient_pushes_the_other_paintings_away(vgg):
     out = torch.cat([0.5 * imgs[:1] + 0.5 * imgs[1:], imgs[1:]])
     out = out.clone().requires_grad_(True)
     opt = torch.optim.SGD([out], lr=0.5)
-    d0 = luma_distances(vgg(grey(out)), target).detach()
+    d0 = luma_distances(_out(vgg, out), target).detach()
     for _ in range(5):
         opt.zero_grad()
-        luma_contrast_loss(vgg(grey(out)), target, 0.25).mean().backward()
+        luma_contrast_loss(_out(vgg, out), target, 0.25).mean().backward()
         opt.step()
-    d1 = luma_distances(vgg(grey(out)), target).detach()
+    d1 = luma_distances(_out(vgg, out), target).detach()
     assert float(d1[0, 0] - d1[0, 1]) < float(d0[0, 0] - d0[0, 1])
 
 

@@ -56,37 +56,44 @@ def grey_stats(vgg, rgb: Tensor) -> Stats:
     return {t: tuple(v.float() for v in calc_mean_std(feats[t])) for t in VGG_TAPS}
 
 
+def output_stats(feats: dict[str, Tensor]) -> Stats:
+    """Channel statistics of the VGG maps of ``grey(out)`` at every VGG tap, with gradients: computed
+    once a step and shared by the luma style and contrast terms."""
+    return {t: calc_mean_std(feats[t]) for t in VGG_TAPS}
+
+
 def luma_style_loss(vgg, out: Tensor, target: Stats, layer_weights: tuple[float, ...] | None = None,
-                    feats: dict[str, Tensor] | None = None) -> Tensor:
+                    stats: Stats | None = None) -> Tensor:
     """The style loss of the output's grey levels against the painting's grey statistics -> (N,)
-    (``feats``: the VGG maps of ``grey(out)`` where they were already computed)."""
-    return style_loss_stats(vgg(grey(out)) if feats is None else feats, target, layer_weights=layer_weights)
+    (``stats``: the output's ``output_stats`` where they were already computed)."""
+    if stats is None:
+        return style_loss_stats(vgg(grey(out)), target, layer_weights=layer_weights)
+    return stats_distance(stats, target, VGG_TAPS, layer_weights)
 
 
-def luma_distances(feats: dict[str, Tensor], target: Stats, taps=GREY_TAPS) -> Tensor:
-    """(N, N): the balanced style distance from output i's grey statistics (``feats``: the VGG maps
-    of ``grey(out)``) to painting j's (``target``), at ``taps``."""
-    n = next(iter(feats.values())).shape[0]
-    ours = {t: calc_mean_std(feats[t]) for t in taps}
+def luma_distances(stats: Stats, target: Stats, taps=GREY_TAPS) -> Tensor:
+    """(N, N): the balanced style distance from output i's grey statistics (``stats``, see
+    ``output_stats``) to painting j's (``target``), at ``taps``."""
+    n = stats[taps[0]][0].shape[0]
     # all n x n pairs at once: output i repeated n times against the n paintings, row after row
-    a = {t: (m.repeat_interleave(n, 0), s.repeat_interleave(n, 0)) for t, (m, s) in ours.items()}
+    a = {t: tuple(v.repeat_interleave(n, 0) for v in stats[t]) for t in taps}
     b = {t: tuple(v.float().repeat(n, 1, 1, 1) for v in target[t]) for t in taps}
     return stats_distance(a, b, taps).view(n, n)
 
 
-def luma_contrast_loss(feats: dict[str, Tensor], target: Stats, temperature: float,
+def luma_contrast_loss(stats: Stats, target: Stats, temperature: float,
                        style_ids: Tensor | None = None) -> Tensor:
     """The luma contrast term -> (N,): ``contrast_loss`` of the distances from the outputs' grey
-    statistics (``feats``: the VGG maps of ``grey(out)``) to the batch's paintings' (``target``).
+    statistics (``stats``, see ``output_stats``) to the batch's paintings' (``target``).
     The same ``style_ids`` (the paintings' indices in the training set) mark a painting drawn twice;
     without them, identical statistics do (whole styles: the memoised statistics of one painting)."""
     if style_ids is not None:
-        ids = style_ids.to(feats[GREY_TAPS[0]].device)
+        ids = style_ids.to(stats[GREY_TAPS[0]][0].device)
         same = ids[:, None] == ids[None, :]
     else:
         m0 = target[GREY_TAPS[-1]][0].flatten(1)
         same = (m0[:, None, :] == m0[None, :, :]).all(-1)  # (N, N): the same painting
-    return contrast_loss(luma_distances(feats, target), same, temperature)
+    return contrast_loss(luma_distances(stats, target), same, temperature)
 
 
 def contrast_loss(d: Tensor, same: Tensor, temperature: float) -> Tensor:

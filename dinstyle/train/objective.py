@@ -17,7 +17,7 @@ from dinstyle.errors import OptionError
 from dinstyle.model import DinStyleNet, VGGEncoder
 from dinstyle.model.losses import color_loss, content_loss, palette_loss, style_loss_stats
 from dinstyle.train.distill import FEATURE_TAPS, distill_loss, feature_distill_loss
-from dinstyle.train.luma import grey, luma_contrast_loss, luma_style_loss
+from dinstyle.train.luma import grey, luma_contrast_loss, luma_style_loss, output_stats
 
 
 def cpu_has_bf16() -> bool:
@@ -113,13 +113,13 @@ class StyleTransferLoss(nn.Module):
             total = total + self.palette_weight * palette_loss(out, style_rgb, generator=color_gen).mean()
         if (self.grey_weight or self.contrast_weight) and grey_stats is not None:
             with autocast(self.device, self.amp):
-                gf = self.vgg(grey(out))
+                gs = output_stats(self.vgg(grey(out)))  # once for both terms
             if self.grey_weight:
-                lg = luma_style_loss(self.vgg, out, grey_stats, self.layer_weights, feats=gf).float().mean()
+                lg = luma_style_loss(self.vgg, out, grey_stats, self.layer_weights, stats=gs).float().mean()
                 total = total + self.grey_weight * lg
                 self.last_terms["grey"] = lg.detach()
             if self.contrast_weight:
-                lk = luma_contrast_loss(gf, grey_stats, self.contrast_temp, style_ids).mean()
+                lk = luma_contrast_loss(gs, grey_stats, self.contrast_temp, style_ids).mean()
                 total = total + self.contrast_weight * lk
                 self.last_terms["contrast"] = lk.detach()
         ld = None
