@@ -87,6 +87,10 @@ class ModelConfig:
     style_taps: tuple[str, str, str] = ("relu2_1", "relu3_1", "relu4_1")
     param_hidden: int = 64  # width of the weight/bias nets
     kernel_size: int = 1  # dynamic kernel: depthwise k x k (1 = the paper's default)
+    # Standard mode: besides the 1x1 weight, a depthwise k x k filter per channel predicted from
+    # the style (its taps as channels of a small net), so a style can set the direction and grain
+    # of the strokes, not only their contrast. 0 = none (weights before the option).
+    texture_kernel: int = 0
     # Spatially-adaptive mode: the weight/bias maps keep the style's detail finer than this many
     # positions (coarser layout dropped) and are mirror-tiled over the content.
     adaptive_window: int = 9
@@ -97,6 +101,8 @@ class ModelConfig:
         d = dataclasses.asdict(self)
         if d["dec_fine_blocks"] is None:  # the default layout: weights stay readable by releases before the option
             del d["dec_fine_blocks"]
+        if not d["texture_kernel"]:  # likewise
+            del d["texture_kernel"]
         return d
 
     @classmethod

@@ -32,8 +32,9 @@ class _Baked(nn.Module):
         self.n = len(params)
 
     def forward(self, image: Tensor) -> Tensor:
-        params = [{"weight": getattr(self, f"w{i}").expand(image.shape[0], -1),
-                   "bias": getattr(self, f"b{i}").expand(image.shape[0], -1)} for i in range(self.n)]
+        params = [{k: t.expand(image.shape[0], *t.shape[1:]) for k, t in (("weight", getattr(self, f"w{i}")),
+                                                                           ("bias", getattr(self, f"b{i}")))}
+                  for i in range(self.n)]
         return self.model(image, DinParams("standard", params)).clamp(0, 1)
 
 

@@ -68,6 +68,7 @@ def train(
     deform_kernel: Annotated[Optional[int], typer.Option("--deform-kernel", help="New runs: deformable DIN layers with this k x k kernel (0 = none).")] = None,
     dec_blocks: Annotated[Optional[int], typer.Option("--dec-blocks", help="New runs: residual blocks after each decoder up-step.")] = None,
     dec_fine_blocks: Annotated[Optional[int], typer.Option("--dec-fine-blocks", help="New runs: blocks after the last up-step (1/2 resolution) where they differ from --dec-blocks; 0 = extra capacity at 1/4 resolution only.")] = None,
+    texture_kernel: Annotated[Optional[int], typer.Option("--texture-kernel", help="New runs: standard DIN layers with a k x k depthwise filter predicted from the style beside the 1x1 weight (0 = none; odd k).")] = None,
     deformable_prob: Annotated[Optional[float], typer.Option("--deformable-prob", help="Share of steps trained in the deformable mode.")] = None,
     flat: Annotated[Optional[Path], typer.Option("--flat", help="Folder of flat-colour images mixed into the content stream.")] = None,
     flat_prob: Annotated[Optional[float], typer.Option("--flat-prob", help=with_default("Share of flat images in the content stream", f"{T.FLAT_PROB_WITH_FLAT} with --flat"))] = None,
@@ -107,7 +108,7 @@ def train(
             flat_dir=path(flat), flat_prob=flat_prob, adaptive_flat_prob=adaptive_flat_prob, workers=workers,
             checkpoint_every=checkpoint_every, preview_every=preview_every, log_every=log_every, seed=seed,
             device=device, amp=amp, compile=compile_, deform_kernel=deform_kernel, dec_blocks=dec_blocks,
-            dec_fine_blocks=dec_fine_blocks)
+            dec_fine_blocks=dec_fine_blocks, texture_kernel=texture_kernel)
         cfg, overrides = call_config(options, resume=resume is not None, init=init)
         run_dir = resume or out
         with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),

@@ -130,12 +130,23 @@ def din_conv(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5, stats: 
     """Depthwise k x k DIN: IN(x) convolved with a per-sample kernel (N, C, k, k), plus bias (N, C).
 
     The batch is folded into the channel axis so one grouped conv applies every sample's kernel.
+    An ONNX graph cannot carry that (its group count would be the export's batch), so there the
+    k x k taps are summed as shifted copies instead: the same result for any batch.
     """
     n, c, h, w = x.shape
     k = weight.shape[-1]
-    xn = instance_norm(x, eps, stats).reshape(1, n * c, h, w)
-    kernel = weight.reshape(n * c, 1, k, k).to(x.dtype)
-    out = F.conv2d(xn, kernel, bias.reshape(n * c).to(x.dtype), padding=k // 2, groups=n * c)
+    xn = instance_norm(x, eps, stats)
+    kernel, b = weight.to(x.dtype), bias.to(x.dtype)
+    if torch.onnx.is_in_onnx_export():
+        r = k // 2
+        xp = F.pad(xn, (r, r, r, r))
+        out = b[:, :, None, None].expand(n, c, h, w)
+        for i in range(k):
+            for j in range(k):
+                out = out + xp[:, :, i:i + h, j:j + w] * kernel[:, :, i:i + 1, j:j + 1]
+        return out
+    out = F.conv2d(xn.reshape(1, n * c, h, w), kernel.reshape(n * c, 1, k, k), b.reshape(n * c), padding=k // 2,
+                   groups=n * c)
     return out.reshape(n, c, h, w)
 
 
@@ -192,6 +203,25 @@ class ParamNet(nn.Module):
     def from_pooled(self, h: Tensor) -> Tensor:
         """conv2 on the pooled hidden map (N, hidden, 1, 1) -> (N, out, 1, 1)."""
         return F.conv2d(h, self.conv2.weight.sum((2, 3), keepdim=True), self.conv2.bias)
+
+
+class TextureNet(nn.Module):
+    """A depthwise k x k filter per channel from a style feature map: a 1x1 conv, the mean of its
+    ReLU over the map, then one linear step to C * k * k taps. The last step starts at zero, so a
+    layer that gains this net behaves as before until training moves it."""
+
+    def __init__(self, in_ch: int, hidden: int, channels: int, k: int):
+        super().__init__()
+        self.k = k
+        self.conv1 = nn.Conv2d(in_ch, hidden, 1)
+        self.taps = nn.Conv2d(hidden, channels * k * k, 1)
+        nn.init.zeros_(self.taps.weight)
+        nn.init.zeros_(self.taps.bias)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        """(N, Cs, h, w) -> (N, C, k, k)."""
+        h = relu_mean(self.conv1(feat))  # (N, hidden, 1, 1)
+        return self.taps(h).view(feat.shape[0], -1, self.k, self.k)
 
 
 def pooled_pair(a: ParamNet, b: ParamNet, feat: Tensor) -> tuple[Tensor, Tensor]:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dinstyle.model.din import ParamNet, Stats, din_affine, din_conv, din_deformable, pooled_pair, texture_map
+from dinstyle.model.din import ParamNet, Stats, TextureNet, din_affine, din_conv, din_deformable, pooled_pair, texture_map
 
 Shape = tuple[int, ...]
 
@@ -78,7 +78,13 @@ class Standard(DinKind):
         k = layer.kernel_size
         if k == 1:
             weight, bias = pooled_pair(layer.weight_net, layer.bias_net, feat)
-            return {"weight": weight.flatten(1), "bias": bias.flatten(1)}  # (N, C) each
+            weight, bias = weight.flatten(1), bias.flatten(1)  # (N, C) each
+            if layer.texture_net is None:
+                return {"weight": weight, "bias": bias}
+            # the style's k x k filter with the 1x1 weight added at its centre: one depthwise kernel
+            c = layer.texture_net.k // 2
+            kernel = layer.texture_net(feat).to(weight.dtype) + F.pad(weight[:, :, None, None], (c, c, c, c))
+            return {"weight": kernel, "bias": bias}  # (N, C, k, k), (N, C)
         weight = layer.weight_net(feat, k)  # (N, C, k, k)
         bias = layer.bias_net(feat, 1).flatten(1)  # (N, C)
         return {"weight": weight, "bias": bias}
@@ -206,7 +212,7 @@ class DynamicInstanceNorm(nn.Module):
     predicts parameters from a style feature map and applies them through their kind."""
 
     def __init__(self, channels: int, style_channels: int, hidden: int, kernel_size: int = 1,
-                 adaptive_window: int = 9, eps: float = 1e-5, deform_kernel: int = 0):
+                 adaptive_window: int = 9, eps: float = 1e-5, deform_kernel: int = 0, texture_kernel: int = 0):
         super().__init__()
         self.channels = channels
         self.kernel_size = kernel_size
@@ -217,6 +223,9 @@ class DynamicInstanceNorm(nn.Module):
             kind.build(self)
         self.weight_net = ParamNet(style_channels, hidden, channels, init_bias=1.0 / kernel_size**2)
         self.bias_net = ParamNet(style_channels, hidden, channels, init_bias=0.0)
+        # the standard mode's k x k texture filter (ModelConfig.texture_kernel), after the nets
+        # so that weights without it draw the same random init
+        self.texture_net = TextureNet(style_channels, hidden, channels, texture_kernel) if texture_kernel else None
 
     @property
     def style_channels(self) -> int:

@@ -280,7 +280,7 @@ class DinStyleNet(nn.Module):
         self.encoder = ContentEncoder(cfg)
         self.dins = nn.ModuleList(
             DynamicInstanceNorm(c, VGG_TAP_CHANNELS[tap], cfg.param_hidden, cfg.kernel_size, cfg.adaptive_window, cfg.eps,
-                                cfg.deform_kernel)
+                                cfg.deform_kernel, cfg.texture_kernel)
             for c, tap in zip(cfg.widths, cfg.style_taps)
         )
         self.decoder = Decoder(cfg)
@@ -302,7 +302,7 @@ class DinStyleNet(nn.Module):
         image. The largest over the three DIN levels of the encoder's reach into that level plus the
         DIN kernel's and the decoder's margin at it (deformable offsets not included)."""
         cfg, u = self.cfg, self.cfg.unshuffle
-        din = max(cfg.kernel_size, cfg.deform_kernel or 1) // 2
+        din = max(cfg.kernel_size, cfg.deform_kernel or 1, cfg.texture_kernel or 1) // 2
         enc = [u - 1 + u * (cfg.stem_kernel // 2)]  # unshuffle slack, stem
         enc.append(enc[0] + u)  # down1's 3x3 at level 1
         enc.append(enc[1] + 2 * u + 4 * u * 2 * cfg.n_res)  # down2's 3x3 at level 2, residual blocks at level 3

@@ -19,7 +19,7 @@ MACHINE = ("device", "workers", "amp", "checkpoint_every", "preview_every", "log
 # Where this call finds the data and the cache: this call's where it names them, else the run's.
 PLACES = ("content_dir", "style_dir", "data_pack", "vgg", "style_cache_dir", "targets")
 # ModelConfig fields a new run may set; a resumed run keeps its model.
-MODEL = ("deform_kernel", "dec_blocks", "dec_fine_blocks")
+MODEL = ("deform_kernel", "dec_blocks", "dec_fine_blocks", "texture_kernel")
 AMP = ("auto", "bf16", "fp16", "none")
 COMPILE = ("auto", "on", "off")
 FLAGS = {"lr": "--lr", "steps": "--steps", "batch_size": "--batch-size"}
@@ -64,6 +64,9 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
                        ("dec_blocks", "--dec-blocks"), ("dec_fine_blocks", "--dec-fine-blocks")):
         if given.get(name) is not None and not (math.isfinite(given[name]) and given[name] >= 0):
             raise OptionError(f"{flag} {given[name]}: must be >= 0")
+    tk = given.get("texture_kernel")
+    if tk is not None and not (tk == 0 or (tk > 1 and tk % 2 == 1)):
+        raise OptionError(f"--texture-kernel {tk}: give an odd size above 1, e.g. 3 (0 = none)")
     for name, flag in FLAGS.items():
         v = given.get(name)
         if v is not None and v <= 0:
