@@ -262,14 +262,16 @@ def test_train_refuses_negative_decoder_blocks_before_loading_anything(tmp_path)
         assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("unshuffle,n_res,dec_blocks,fine", [(2, 2, 0, None), (2, 2, 2, 0), (2, 1, 1, None), (1, 1, 0, 2)])
+@pytest.mark.parametrize("unshuffle,n_res,dec_blocks,fine,texture",
+                         [(2, 2, 0, None, 0), (2, 2, 2, 0, 0), (2, 1, 1, None, 0), (1, 1, 0, 2, 0), (1, 1, 0, None, 7)])
 @pytest.mark.parametrize("mode", ["standard", "adaptive"])
-def test_tiles_with_the_models_reach_as_context_equal_the_whole_image(unshuffle, n_res, dec_blocks, fine, mode):
+def test_tiles_with_the_models_reach_as_context_equal_the_whole_image(unshuffle, n_res, dec_blocks, fine, texture, mode):
     """Tiled stylization: each tile's core, run with ``reach`` of context and whole-image statistics,
-    is exactly the whole image's output there, whatever the decoder's depth."""
+    is exactly the whole image's output there, whatever the decoder's depth (and the standard
+    mode's texture filter: a 7 x 7 one widens the reach by 12 px)."""
     torch.manual_seed(0)
     m = DinStyleNet(ModelConfig(widths=(8, 8, 16), param_hidden=8, unshuffle=unshuffle, n_res=n_res,
-                                dec_blocks=dec_blocks, dec_fine_blocks=fine)).eval()
+                                dec_blocks=dec_blocks, dec_fine_blocks=fine, texture_kernel=texture)).eval()
     for mod in m.modules():  # no identity parts: every conv's reach counts
         if isinstance(mod, torch.nn.Conv2d):
             torch.nn.init.normal_(mod.weight, std=0.3)
