@@ -97,6 +97,13 @@ class ModelConfig:
     deform_kernel: int = 0  # k of the deformable mode's k x k kernel (0 = no deformable layers)
     eps: float = 1e-5
 
+    def __post_init__(self):
+        t = self.texture_kernel
+        if t and not (t > 1 and t % 2 == 1):
+            raise ValueError(f"texture_kernel {t}: an odd size above 1, or 0")
+        if t and self.kernel_size > 1:
+            raise ValueError("texture_kernel adds to the 1x1 weight: it needs kernel_size 1")
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         if d["dec_fine_blocks"] is None:  # the default layout: weights stay readable by releases before the option

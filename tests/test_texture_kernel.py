@@ -105,12 +105,25 @@ def test_end_to_end_image_pack_and_onnx(tmp_path, images, vgg):
     assert r.exit_code == 0 and "matches PyTorch" in r.stderr, r.output
 
 
-@pytest.mark.parametrize("k", ["2", "-1"])
+@pytest.mark.parametrize("k", ["1", "2", "-1"])
 def test_even_or_negative_sizes_are_refused(tmp_path, k):
     r = runner.invoke(app, ["train", "--content", str(tmp_path), "--style", str(tmp_path), "--texture-kernel", k,
                             "--out", str(tmp_path / "run")])
     assert r.exit_code == 2 and f"--texture-kernel {k}: give an odd size" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_weights_with_a_bad_filter_size_are_refused_in_one_line(tmp_path, tiny_weights, images):
+    import shutil
+
+    shutil.copytree(tiny_weights, tmp_path / "w")
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    cfg["model"]["texture_kernel"] = 2
+    (tmp_path / "w" / "config.json").write_text(json.dumps(cfg))
+    photo, style = images("p.png"), images("s.png", (48, 48), seed=3)
+    r = runner.invoke(app, ["image", str(photo), "-s", str(style), "-o", str(tmp_path / "o.png"), "-w", str(tmp_path / "w")])
+    assert r.exit_code == 2 and "bad model config (texture_kernel 2" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_a_run_trains_with_the_filter_and_exports_it(tiny_run, tmp_path):

@@ -294,15 +294,18 @@ def test_init_keeps_the_sources_model_options_unless_given(tmp_path):
 
     src = tmp_path / "w"
     src.mkdir()
-    (src / "config.json").write_text(json.dumps({"format_version": 1, "model": {"deform_kernel": 3, "dec_blocks": 1}}))
+    (src / "config.json").write_text(json.dumps({"format_version": 1, "model": {"deform_kernel": 3, "dec_blocks": 1,
+                                                                                "texture_kernel": 3}}))
     data = {"content_dir": str(tmp_path), "style_dir": str(tmp_path)}
     assert call_config(data)[0].model.deform_kernel == 0
     cfg = call_config(data, init=src)[0]
     assert (cfg.model.deform_kernel, cfg.model.dec_blocks, cfg.model.dec_fine_blocks) == (3, 1, None)
+    assert cfg.model.texture_kernel == 3  # the source's texture filter is kept
+    assert call_config({**data, "texture_kernel": 5})[0].model.texture_kernel == 5
     cfg = call_config({**data, "dec_blocks": 2, "dec_fine_blocks": 0}, init=src)[0]
     assert (cfg.model.deform_kernel, cfg.model.dec_blocks, cfg.model.dec_fine_blocks) == (3, 2, 0)
     assert call_config(data, init=tmp_path / "missing")[0].model.deform_kernel == 0  # --init reports it later
     for k in MODEL:
         flag = "--" + k.replace("_", "-")
-        with pytest.raises(OptionError, match=flag):
-            call_config({k: 1}, resume=True)
+        with pytest.raises(OptionError, match=f"{flag}.* cannot change on --resume"):
+            call_config({k: 3}, resume=True)
