@@ -193,7 +193,9 @@ def _check_shapes(layers: list[dict[str, tuple[int, ...]]], mode: str, expected:
             raise CheckpointError(f"{q(path)}: layer {i} holds {sorted(p)}, the model expects {sorted(e)}")
         for k in e:
             if not kind.same_shape(tuple(p[k]), tuple(e[k].shape)):
-                raise CheckpointError(f"{q(path)}: layer {i} {k} has shape {tuple(p[k])}, expected {tuple(e[k].shape)}")
+                raise CheckpointError(f"{q(path)}: layer {i} {k} has shape {tuple(p[k])}, these weights expect "
+                                      f"{tuple(e[k].shape)} (a pack of other weights?); run `dinstyle precompute` "
+                                      "again with these weights")
 
 
 def check_pack(pack: StylePack, path: str | Path, model_id: str, expected: DinParams) -> None:

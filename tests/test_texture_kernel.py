@@ -94,6 +94,12 @@ def test_end_to_end_image_pack_and_onnx(tmp_path, images, vgg):
     assert r.exit_code == 0, r.output
     a, b = (np.asarray(Image.open(tmp_path / n)).astype(int) for n in ("a.png", "b.png"))
     assert np.abs(a - b).max() <= 1
+    # a pack of weights without the filter, used with these: one line that says what to do
+    r = runner.invoke(app, ["precompute", str(style), "-o", str(tmp_path / "plain"), "--style-size", "48"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["image", str(photo), "-s", str(tmp_path / "plain" / "s.dinpack"), "-o", str(tmp_path / "c.png"), *w])
+    assert r.exit_code == 2 and "run `dinstyle precompute` again with these weights" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "c.png").exists()
     pytest.importorskip("onnxruntime")
     from dinstyle.engine import Stylizer
     from dinstyle.export import export_onnx
