@@ -3,7 +3,8 @@
 A kind is how a DIN layer's weight and bias are predicted from the style and applied to the content:
 
     standard    one weight and bias per channel: the paper's DIN (a depthwise k x k kernel with
-                ``kernel_size`` > 1 in the config)
+                ``kernel_size`` > 1 in the config; with ``texture_kernel`` k, a k x k filter per
+                channel predicted from the style and added to the 1x1 weight)
     adaptive    one weight and bias per style position, the style's fine detail kept and its coarse
                 layout dropped, mirror-tiled over the content at the style's own scale
     deformable  a k x k kernel from the style whose taps are shifted by offsets predicted from the
