@@ -94,6 +94,8 @@ def test_end_to_end_image_pack_and_onnx(tmp_path, images, vgg):
     assert r.exit_code == 0, r.output
     a, b = (np.asarray(Image.open(tmp_path / n)).astype(int) for n in ("a.png", "b.png"))
     assert np.abs(a - b).max() <= 1
+    r = runner.invoke(app, ["info", *w])
+    assert r.exit_code == 0 and "standard (with a 3x3 texture filter)" in r.stdout, r.output
     # a pack of weights without the filter, used with these: one line that says what to do
     r = runner.invoke(app, ["precompute", str(style), "-o", str(tmp_path / "plain"), "--style-size", "48"])
     assert r.exit_code == 0, r.output

@@ -275,7 +275,9 @@ def info_table(d: dict, console) -> None:
     state = "[green]trained[/green]" if d["trained"] else "[red]UNTRAINED (outputs are not a real stylization)[/red]"
     t.add_row("model", f"{d['model']}  id {d['model_id']}  {state}")
     t.add_row("weights", escape(str(d["weights"])))
-    t.add_row("modes", ", ".join(d["modes"]) + " (and auto for images)")
+    k = d["config"].get("texture_kernel")
+    modes = [f"{m} (with a {k}x{k} texture filter)" if m == "standard" and k else m for m in d["modes"]]
+    t.add_row("modes", ", ".join(modes) + " (and auto for images)")
     if d.get("training"):
         tr = d["training"]
         t.add_row("training", f"{tr.get('steps')} steps, batch {tr.get('batch_size')}, crop {tr.get('crop')}, "
