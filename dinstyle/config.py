@@ -63,6 +63,11 @@ class ToolsConfig:
 TOOLS = ToolsConfig()
 
 
+def texture_kernel_ok(k: int) -> bool:
+    """A ``ModelConfig.texture_kernel`` that can be built: 0 (none) or an odd size above 1."""
+    return k == 0 or (k > 1 and k % 2 == 1)
+
+
 @dataclass
 class ModelConfig:
     """Shape of the MobileNet-DIN network (content path + weight/bias nets)."""
@@ -99,7 +104,7 @@ class ModelConfig:
 
     def __post_init__(self):
         t = self.texture_kernel
-        if t and not (t > 1 and t % 2 == 1):
+        if not texture_kernel_ok(t):
             raise ValueError(f"texture_kernel {t}: an odd size above 1, or 0")
         if t and self.kernel_size > 1:
             raise ValueError("texture_kernel adds to the 1x1 weight: it needs kernel_size 1")

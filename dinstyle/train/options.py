@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from dinstyle.config import ModelConfig, TrainConfig
+from dinstyle.config import ModelConfig, TrainConfig, texture_kernel_ok
 from dinstyle.errors import OptionError
 
 # This call's settings, given or default, never the run's: they describe the machine, not the run.
@@ -65,7 +65,7 @@ def check_options(given: dict, *, resume: bool = False, init: bool = False) -> N
         if given.get(name) is not None and not (math.isfinite(given[name]) and given[name] >= 0):
             raise OptionError(f"{flag} {given[name]}: must be >= 0")
     tk = given.get("texture_kernel")
-    if tk is not None and not (tk == 0 or (tk > 1 and tk % 2 == 1)):
+    if tk is not None and not texture_kernel_ok(tk):
         raise OptionError(f"--texture-kernel {tk}: give an odd size above 1, e.g. 3 (0 = none)")
     for name, flag in FLAGS.items():
         v = given.get(name)
