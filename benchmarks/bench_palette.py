@@ -1,10 +1,12 @@
-"""What the palette transfer costs on top of the content path (CPU, shipped weights, fp32, batch 1).
+"""What the finishing stages (tone guidance, then the palette transfer) cost on top of the content
+path (CPU, shipped weights, fp32, batch 1).
 
     python benchmarks/bench_palette.py [--out benchmarks/results_palette_cpu.md]
 
-For each size, one photo (examples/photo_coffee.jpg, resized) is stylized with --palette 0 (the
-network alone) and --palette 1 (the network, then the transfer) alternately, and the palette stage
-alone (fit + lookup) is timed on the network's output; medians after a warm-up.
+For each size, one photo (examples/photo_coffee.jpg, resized) is stylized with --palette 0 --tone 0
+(the network alone) and with the defaults (the network, tone guidance, the transfer) alternately,
+and each stage alone (tone guidance; palette fit; palette lookup) is timed on the network's output;
+medians after a warm-up.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def main() -> None:
     from dinstyle.io.images import read_image, resize_rgb
     from dinstyle.palette import PaletteMap
     from dinstyle.timing import machine_name
+    from dinstyle.tone import guide_tone
 
     st = Stylizer(weights=a.weights, device="cpu")
     style = st.load_style([ROOT / "examples" / "painting_vangogh_starry_night.jpg"])
@@ -39,31 +42,32 @@ def main() -> None:
     for name, size in SIZES.items():
         img = resize_rgb(photo, size)
         tile = None
-        st.stylize([img], style, palette=0.0, tile=tile)  # warm-up
-        net, both, fit, look = [], [], [], []
+        st.stylize([img], style, palette=0.0, tone=0.0, tile=tile)  # warm-up
+        net, both, tone, fit, look = [], [], [], [], []
         for _ in range(a.repeats):
             t0 = time.perf_counter()
-            raw = st.stylize([img], style, palette=0.0, tile=tile)[0]
+            raw = st.stylize([img], style, palette=0.0, tone=0.0, tile=tile)[0]
             t1 = time.perf_counter()
             st.stylize([img], style, tile=tile)
             t2 = time.perf_counter()
-            m = PaletteMap.fit(raw, style.palette)
+            guided = guide_tone(raw, img, 0.5)
             t3 = time.perf_counter()
-            m.apply(raw)
+            m = PaletteMap.fit(guided, style.palette)
             t4 = time.perf_counter()
-            net.append(t1 - t0)
-            both.append(t2 - t1)
-            fit.append(t3 - t2)
-            look.append(t4 - t3)
+            m.apply(guided)
+            t5 = time.perf_counter()
+            for acc, dt in zip((net, both, tone, fit, look), (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
+                acc.append(dt)
         med = statistics.median
-        rows.append((name, med(net), med(both), med(fit), med(look)))
-        print(f"{name}: network {med(net):.4f} s, network + palette {med(both):.4f} s "
-              f"(fit {med(fit):.4f} s, lookup {med(look):.4f} s)", file=sys.stderr)
+        rows.append((name, med(net), med(both), med(tone), med(fit), med(look)))
+        print(f"{name}: network {med(net):.4f} s, with the finishing stages {med(both):.4f} s "
+              f"(tone {med(tone):.4f} s, fit {med(fit):.4f} s, lookup {med(look):.4f} s)", file=sys.stderr)
     lines = [f"Machine: {machine_name(st.device)}, torch {torch.__version__}; model {st.model_id}",
-             "", "| size | network s | network + palette s | palette fit s | palette lookup s | added |",
-             "|---|---|---|---|---|---|"]
-    for name, n, b, f, lk in rows:
-        lines.append(f"| {name} | {n:.4f} | {b:.4f} | {f:.4f} | {lk:.4f} | {100 * (b - n) / n:+.0f} % |")
+             "", "| size | network s | network + tone + palette s | tone guidance s | palette fit s "
+             "| palette lookup s | added |",
+             "|---|---|---|---|---|---|---|"]
+    for name, n, b, tn, f, lk in rows:
+        lines.append(f"| {name} | {n:.4f} | {b:.4f} | {tn:.4f} | {f:.4f} | {lk:.4f} | {100 * (b - n) / n:+.0f} % |")
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

@@ -85,18 +85,30 @@ def main() -> None:
             row.append(Image.open(tmp / f"{mode}_{clip}"))
         rows.append(row)
     grid(rows, cell=240).save(OUT / "modes.jpg", quality=90)
-    # 7. the palette transfer: painting, the network alone (--palette 0), the default
+    # 7. the finishing stages: painting, the network alone (--palette 0 --tone 0), the default
+    pairs = (("photo_chelsea_cat.jpg", PAINTINGS[0]), ("photo_coffee.jpg", PAINTINGS[4]),
+             ("photo_astronaut.jpg", PAINTINGS[2]))
     rows = []
-    for photo, painting in (("photo_chelsea_cat.jpg", PAINTINGS[0]), ("photo_coffee.jpg", PAINTINGS[4]),
-                            ("photo_astronaut.jpg", PAINTINGS[2])):
+    for photo, painting in pairs:
         row = [Image.open(EX / painting)]
-        for amount in ("0", "1"):
-            dest = tmp / f"pal{amount}_{photo}"
-            dinstyle("image", str(EX / photo), "-s", str(EX / painting), "--palette", amount, "--max-size", "512",
+        for name, opts in (("alone", ["--palette", "0", "--tone", "0"]), ("default", [])):
+            dest = tmp / f"pal_{name}_{photo}"
+            dinstyle("image", str(EX / photo), "-s", str(EX / painting), *opts, "--max-size", "512",
                      "-o", str(dest), "--overwrite")
             row.append(Image.open(dest))
         rows.append(row)
     grid(rows, cell=320).save(OUT / "palette.jpg", quality=90)
+    # 8. tone guidance: the photo, --tone 0 (the network's own light and dark), the default
+    rows = []
+    for photo, painting in pairs:
+        row = [Image.open(EX / photo)]
+        for tone in ("0", None):
+            dest = tmp / f"tone_{tone}_{photo}"
+            dinstyle("image", str(EX / photo), "-s", str(EX / painting), *(["--tone", tone] if tone else []),
+                     "--max-size", "512", "-o", str(dest), "--overwrite")
+            row.append(Image.open(dest))
+        rows.append(row)
+    grid(rows, cell=320).save(OUT / "tone.jpg", quality=90)
     for f in tmp.iterdir():
         f.unlink()
     tmp.rmdir()

@@ -6,7 +6,10 @@ colour distribution onto the painting's by iterative distribution transfer (Piti
 Dahyot 2005): along each of a fixed set of rotated colour axes, the output's 1-D distribution is
 quantile-matched to the painting's, and the rotations are repeated so the 3-D distributions meet.
 Where each output colour goes is decided by its rank, so the network's light and dark, and its
-strokes, keep their places; only their colours move.
+strokes, keep their places; their colours move, and their lightness ``LIGHTNESS`` of the way to
+the painting's (a dark painting darkens the picture, a pale one lightens it, in the same order).
+The tone guidance before it (``tone.py``) gives the picture the photo's broad light and dark, so
+the two together keep the photo's shading and take the painting's range.
 
 The transfer is fitted on a sample of the output's pixels against a sample of the painting's
 (``Palette.of``: 4,096 pixels, what a style pack stores), pushed through a 17^3 colour lookup table
@@ -26,7 +29,7 @@ LUT_SIZE = 17  # lookup-table nodes per colour axis
 LEVELS = 129  # quantiles matched per axis and rotation
 ROUNDS = 8  # rotations of the colour axes
 CHUNK = 1 << 20  # pixels looked up at a time (bounded memory at 4K and beyond)
-LIGHTNESS = 0.0  # share of the painting's lightness distribution taken (0: the network's light and dark stay)
+LIGHTNESS = 0.7  # share of the painting's lightness distribution taken (0: the network's light and dark stay)
 _LUMA = np.array([0.299, 0.587, 0.114])  # BT.601: the weights sum to 1, so adding grey shifts only the luma
 
 
@@ -133,8 +136,8 @@ class PaletteMap:
         ``amount`` of the way (0 = identity, 1 = the whole transfer). Each rotation matches the
         sample's quantiles along its three axes to the palette's, moving the table's nodes alike.
         Then each node's luma is set back ``1 - lightness`` of the way to its own (a grey shift:
-        hue and saturation stay the painting's), so the network's light and dark, which carry the
-        photo's structure and the strokes' contrast, are kept."""
+        hue and saturation stay the painting's), so that share of the network's light and dark,
+        which carry the photo's structure and the strokes' contrast, is kept."""
         x = _sample(rgb, FIT_PIXELS).astype(np.float64).T / 255  # (3, m): rows contiguous
         start = _identity_nodes().T  # (3, S^3)
         nodes = start

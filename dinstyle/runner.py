@@ -22,6 +22,7 @@ from dinstyle.model import DinStyleNet
 from dinstyle.palette import PaletteMap
 from dinstyle.runtime import is_out_of_memory
 from dinstyle.styles import RegionStyle, Style
+from dinstyle.tone import guide_tone
 
 MIN_TILE_CONTEXT = 96  # context around each tile, at least: the model's reach (tiles agree) and slack for deformable offsets
 AUTO_TILE_PIXELS = {"cpu": 8_300_000, "cuda": 16_600_000}  # above this (4K on CPU), tile automatically
@@ -31,12 +32,15 @@ AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
 NET_BYTES_PER_PIXEL = 300
 
 
-def check_render_options(strength: float = STYLIZE.strength, palette: float = STYLIZE.palette) -> None:
-    """--strength and --palette, checked before any work starts (a batch, a video, a cluster run)."""
+def check_render_options(strength: float = STYLIZE.strength, palette: float = STYLIZE.palette,
+                         tone: float = STYLIZE.tone) -> None:
+    """--strength, --palette and --tone, checked before any work starts (a batch, a video, a cluster run)."""
     if not math.isfinite(strength) or strength < 0:
         raise OptionError(f"--strength {strength}: must be a number >= 0")
     if not math.isfinite(palette) or not 0 <= palette <= 1:
         raise OptionError(f"--palette {palette}: must be between 0 (the network's colours) and 1")
+    if not math.isfinite(tone) or not 0 <= tone <= 1:
+        raise OptionError(f"--tone {tone}: must be between 0 (the network's light and dark) and 1 (the photo's)")
 
 
 class StatsSmoother:
@@ -130,8 +134,9 @@ class ContentRunner:
 
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style | RegionStyle, *, strength: float = STYLIZE.strength,
-                palette: float = STYLIZE.palette, preserve_color: bool = False, stats_hook=None, palette_hook=None,
-                tile: int | None = None, masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
+                palette: float = STYLIZE.palette, tone: float = STYLIZE.tone, preserve_color: bool = False,
+                stats_hook=None, palette_hook=None, tile: int | None = None,
+                masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
 
         ``stats_hook`` (e.g. a StatsSmoother) maps each batch's instance-norm statistics to the ones
@@ -141,14 +146,16 @@ class ContentRunner:
         ``palette`` moves the output's colours that far onto the painting's (``palette.py``; 0 = the
         network's own colours; scaled down with a ``strength`` under 1; not with ``preserve_color``,
         which keeps the photo's); ``palette_hook``
-        (e.g. a PaletteSmoother) maps each image's fitted ``PaletteMap`` to the one applied."""
-        check_render_options(strength, palette)
+        (e.g. a PaletteSmoother) maps each image's fitted ``PaletteMap`` to the one applied.
+        ``tone`` moves the output's broad light and dark that far to the photo's before the palette
+        transfer (``tone.py``; 0 = the network's own)."""
+        check_render_options(strength, palette, tone)
         palette = 0.0 if preserve_color else palette * min(strength, 1.0)  # strength 0 = the photo, unstyled
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
         if isinstance(style, RegionStyle):
-            out = self._stylize_regions(images, style, strength, stats_hook, masks, palette, palette_hook)
+            out = self._stylize_regions(images, style, strength, stats_hook, masks, palette, palette_hook, tone)
         elif (tile_size := self.tile_size_for(h, w, tile)):
             out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
         else:
@@ -160,6 +167,8 @@ class ContentRunner:
                                window=window)
             top, left = top - window[0], left - window[1]
             out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        if not isinstance(style, RegionStyle):
+            out = self._guide_tone(out, images, tone)
         if palette and isinstance(style, Style) and style.palette is not None:
             out = [self._palette_map(o, style.palette, palette, palette_hook).apply(o) for o in out]
         if preserve_color:
@@ -173,13 +182,17 @@ class ContentRunner:
 
     # -- how ---------------------------------------------------------------------------------
     @staticmethod
+    def _guide_tone(out: list[np.ndarray], images: list[np.ndarray], tone: float) -> list[np.ndarray]:
+        return [guide_tone(o, im, tone) for o, im in zip(out, images)] if tone else out
+
+    @staticmethod
     def _palette_map(rgb: np.ndarray, palette, amount: float, hook, key: int = 0) -> PaletteMap:
         fitted = PaletteMap.fit(rgb, palette, amount)
         return fitted if hook is None else hook(fitted, key)
 
     def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook,
                          masks: list[np.ndarray] | None = None, palette: float = 0.0,
-                         palette_hook=None) -> list[np.ndarray]:
+                         palette_hook=None, tone: float = 0.0) -> list[np.ndarray]:
         from dinstyle.masks import region_weights
 
         h, w = images[0].shape[:2]
@@ -197,7 +210,7 @@ class ContentRunner:
             y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook,
                                            window=window)
         top, left = top - window[0], left - window[1]
-        out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        out = self._guide_tone(list(self._to_uint8(y[:, :, top:top + h, left:left + w])), images, tone)
         if palette:
             out = [self._region_palette(o, style, wt, palette, palette_hook)
                    for o, wt in zip(out, soft * len(out) if len(soft) == 1 else soft)]

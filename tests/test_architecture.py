@@ -11,7 +11,7 @@ PKG = ROOT / "dinstyle"
 
 # layer -> its modules (a package name covers its submodules)
 LAYERS = {
-    "base": {"errors", "config", "events", "color", "palette", "builtin_styles"},
+    "base": {"errors", "config", "events", "color", "palette", "tone", "builtin_styles"},
     "io": {"io"},
     "model": {"model"},
     "support": {"masks", "metrics", "runtime", "checkpoint", "packs"},

@@ -112,7 +112,7 @@ def _engine_values(tmp_path: Path) -> dict[str, np.ndarray]:
 
     from dinstyle.engine import StatsSmoother
 
-    st = _tiny_stylizer(tmp_path / "w")  # the network's own colours (palette 0): the palette stage has its own tests
+    st = _tiny_stylizer(tmp_path / "w")  # the network's own colours and light and dark (palette 0, tone 0): those stages have their own tests
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[0:30, 0:44]
     photo = np.clip(np.stack([xx * 5, yy * 8, (xx + yy) * 3], -1) + rng.integers(-20, 20, (30, 44, 3)), 0, 255)
@@ -133,22 +133,22 @@ def _engine_values(tmp_path: Path) -> dict[str, np.ndarray]:
         for i, p in enumerate(_layers(sty.params)):
             for k, v in p.items():
                 out[f"engine/{mode}/params/{i}/{k}"] = v.numpy()
-        out[f"engine/{mode}/plain"] = st.stylize([photo], sty, palette=0.0)[0]
-        out[f"engine/{mode}/strength_preserve"] = st.stylize([photo], sty, strength=0.5, preserve_color=True)[0]
-        out[f"engine/{mode}/tiled"] = st.stylize([photo], sty, tile=48, palette=0.0)[0]
+        out[f"engine/{mode}/plain"] = st.stylize([photo], sty, palette=0.0, tone=0.0)[0]
+        out[f"engine/{mode}/strength_preserve"] = st.stylize([photo], sty, strength=0.5, preserve_color=True, tone=0.0)[0]
+        out[f"engine/{mode}/tiled"] = st.stylize([photo], sty, tile=48, palette=0.0, tone=0.0)[0]
         blend = st.load_style([f"{paths[0]}:0.7", f"{paths[1]}:0.3"], mode=mode, style_size=40)
-        out[f"engine/{mode}/blend"] = st.stylize([photo, flat], blend, palette=0.0)[0]
-        out[f"engine/{mode}/color_match"] = st.stylize([photo], sty, color_match=True, palette=0.0)[0]
+        out[f"engine/{mode}/blend"] = st.stylize([photo, flat], blend, palette=0.0, tone=0.0)[0]
+        out[f"engine/{mode}/color_match"] = st.stylize([photo], sty, color_match=True, palette=0.0, tone=0.0)[0]
         regions = st.load_regions([str(paths[0]), "none", str(paths[1])], tmp_path / "mask.png", feather=3,
                                   mode=mode, style_size=40)
-        out[f"engine/{mode}/regions"] = st.stylize([photo], regions, palette=0.0)[0]
+        out[f"engine/{mode}/regions"] = st.stylize([photo], regions, palette=0.0, tone=0.0)[0]
         smoother = StatsSmoother(0.9)
         frames = [np.roll(photo, 3 * i, axis=1) for i in range(4)]
-        video = st.stylize(frames[:2], sty, stats_hook=smoother, palette=0.0) + \
-            st.stylize(frames[2:], sty, stats_hook=smoother, palette=0.0)
+        video = st.stylize(frames[:2], sty, stats_hook=smoother, palette=0.0, tone=0.0) + \
+            st.stylize(frames[2:], sty, stats_hook=smoother, palette=0.0, tone=0.0)
         out[f"engine/{mode}/video"] = np.stack(video)
     auto = st.load_style_auto([paths[1]], mode="auto", style_size=40)
-    out["engine/auto"] = np.stack(st.stylize([photo, flat], auto, palette=0.0))
+    out["engine/auto"] = np.stack(st.stylize([photo, flat], auto, palette=0.0, tone=0.0))
     return out
 
 

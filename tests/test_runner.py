@@ -111,6 +111,6 @@ def test_the_engine_decodes_the_image_not_its_margin_with_the_same_pixels(st, im
     with torch.inference_mode():
         x = F.pad(r._to_tensor(img[None]), (left, pw - 150 - left, top, ph - 97 - top), mode="replicate")
         whole = r._to_uint8(st.model(x, style.params)[:, :, top:top + 97, left:left + 150])[0].astype(int)
-    out = st.stylize([img], style, tile=0, palette=0.0)[0].astype(int)  # the network alone
+    out = st.stylize([img], style, tile=0, palette=0.0, tone=0.0)[0].astype(int)  # the network alone
     assert out.shape == whole.shape
     assert np.abs(out - whole).max() <= 1

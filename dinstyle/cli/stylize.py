@@ -26,6 +26,7 @@ def image(
     mode: o.Mode = None,
     strength: o.Strength = None,
     palette: o.Palette = None,
+    tone: o.Tone = None,
     preserve_color: o.PreserveColor = False,
     color_match: Annotated[bool, typer.Option("--color-match", help="Recolour the style to each photo's colour statistics before encoding it (keeps colours, keeps the style's contrast).")] = False,
     max_size: o.MaxSize = None,
@@ -45,7 +46,7 @@ def image(
 ) -> None:
     """Stylize images (files, folders, globs) with a style image, pack or built-in style name.
     `-` reads one image from stdin; `-o -` writes it to stdout (--format, default png)."""
-    render_opts = dict(preserve_color=preserve_color, tile=tile, **given(strength=strength, palette=palette))
+    render_opts = dict(preserve_color=preserve_color, tile=tile, **given(strength=strength, palette=palette, tone=tone))
     with render.errors(json_out):
         from dinstyle import batch
 
@@ -125,6 +126,7 @@ def video(
     mode: o.Mode = None,
     strength: o.Strength = None,
     palette: o.Palette = None,
+    tone: o.Tone = None,
     preserve_color: o.PreserveColor = False,
     max_size: Annotated[Optional[int], typer.Option("--max-size", help="Downscale frames so the long side is at most this.")] = None,
     style_size: o.StyleSize = None,
@@ -156,7 +158,7 @@ def video(
             view.counts["failed"] = failed
             try:
                 run_videos(st, files, sty, out=out, overwrite=overwrite, on_event=view, preserve_color=preserve_color,
-                           **given(strength=strength, palette=palette, max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
+                           **given(strength=strength, palette=palette, tone=tone, max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
                                    codec=codec))
             except KeyboardInterrupt as e:
                 view.interrupted(e, " (the video in progress was not kept)")
