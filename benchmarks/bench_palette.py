@@ -29,6 +29,7 @@ def main() -> None:
 
     import torch
 
+    from dinstyle.config import STYLIZE
     from dinstyle.engine import Stylizer
     from dinstyle.io.images import read_image, resize_rgb
     from dinstyle.palette import PaletteMap
@@ -50,7 +51,7 @@ def main() -> None:
             t1 = time.perf_counter()
             st.stylize([img], style, tile=tile)
             t2 = time.perf_counter()
-            guided = guide_tone(raw, img, 0.5)
+            guided = guide_tone(raw, img, STYLIZE.tone)
             t3 = time.perf_counter()
             m = PaletteMap.fit(guided, style.palette)
             t4 = time.perf_counter()

@@ -148,9 +148,12 @@ class ContentRunner:
         which keeps the photo's); ``palette_hook``
         (e.g. a PaletteSmoother) maps each image's fitted ``PaletteMap`` to the one applied.
         ``tone`` moves the output's broad light and dark that far to the photo's before the palette
-        transfer (``tone.py``; 0 = the network's own)."""
+        transfer (``tone.py``; 0 = the network's own; scaled down with a ``strength`` under 1, like
+        the palette; with ``preserve_color`` it still sets the light and dark, the photo's colours
+        are laid on them)."""
         check_render_options(strength, palette, tone)
         palette = 0.0 if preserve_color else palette * min(strength, 1.0)  # strength 0 = the photo, unstyled
+        tone = tone * min(strength, 1.0)
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")

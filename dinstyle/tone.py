@@ -4,8 +4,9 @@ The network lays the painting's strokes, but at full strength it also re-lights 
 a shaded cheek becomes a dark stippled patch, a soft background breaks into dark and light
 blotches. This stage splits the output's luma at a Gaussian of ``TONE_SIGMA`` pixels and moves
 the coarse part ``amount`` of the way to the photo's coarse luma; the finer part (the strokes, the
-line work) stays the network's. The shift is grey (the same on R, G and B), so hue and saturation
-are untouched; it runs before the palette transfer, which keeps luma.
+line work) stays the network's. The shift is grey (the same on R, G and B), so the chroma is kept
+except where a channel clips; it runs before the palette transfer, which moves the colours (and
+part of the lightness range) onto the painting's in the same order of light and dark.
 
 The scale is in output pixels, not a share of the image: the marks the network lays have a fixed
 size in pixels at any resolution (its reach is fixed), so the split between "strokes" and "tone"

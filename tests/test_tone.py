@@ -88,6 +88,20 @@ def test_engine_guides_the_networks_output_before_the_palette(st, style_file):
             st.stylize([photo], sty, tone=bad)
 
 
+def test_each_image_of_a_batch_is_guided_by_its_own_photo_and_strength_scales_it(st, style_file):
+    a, b = _img(8, (64, 64)), _img(9, (64, 64))[::-1].copy()
+    sty = st.load_style([str(style_file)])
+    raw = st.stylize([a, b], sty, tone=0.0, palette=0.0)
+    both = st.stylize([a, b], sty, tone=1.0, palette=0.0)
+    for out, r, photo in zip(both, raw, (a, b)):
+        assert np.array_equal(out, guide_tone(r, photo, 1.0))
+    half = st.stylize([a], sty, strength=0.5, tone=0.0, palette=0.0)[0]
+    assert np.array_equal(st.stylize([a], sty, strength=0.5, tone=1.0, palette=0.0)[0], guide_tone(half, a, 0.5))
+    # with --preserve-color the guided light and dark carry the photo's colours
+    kept = [st.stylize([a], sty, tone=t, preserve_color=True)[0] for t in (0.0, 1.0)]
+    assert np.abs(_coarse(kept[1]) - _coarse(a)).mean() < np.abs(_coarse(kept[0]) - _coarse(a)).mean()
+
+
 def test_regions_are_guided_too(st, style_file, tmp_path):
     from PIL import Image
 
@@ -117,7 +131,8 @@ def test_cli_tone_option_and_bad_values(tiny_weights, style_file, tmp_path):
     ref = np.asarray(Image.open(photo))
     assert np.abs(_coarse(outs["1"]) - _coarse(ref)).mean() < np.abs(_coarse(outs["0"]) - _coarse(ref)).mean()
     for args in (["image", str(photo), "-o", str(tmp_path / "bad.png")],
-                 ["video", str(photo), "-o", str(tmp_path / "v.mp4")]):
+                 ["video", str(photo), "-o", str(tmp_path / "v.mp4")],
+                 ["cluster", str(photo), "-o", str(tmp_path / "c")]):
         r = runner.invoke(app, args + ["-s", str(style_file), "-w", str(tiny_weights), "--tone", "1.5"])
         assert r.exit_code == 2 and "--tone 1.5" in r.output, (args[0], r.output)
-    assert not (tmp_path / "bad.png").exists() and not (tmp_path / "v.mp4").exists()
+    assert not (tmp_path / "bad.png").exists() and not (tmp_path / "v.mp4").exists() and not (tmp_path / "c").exists()

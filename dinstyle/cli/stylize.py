@@ -176,6 +176,7 @@ def cluster(
     mode: o.Mode = None,
     strength: o.Strength = None,
     palette: o.Palette = None,
+    tone: o.Tone = None,
     style_size: o.StyleSize = None,
     max_size: o.MaxSize = None,
     overwrite: o.Overwrite = False,
@@ -194,13 +195,13 @@ def cluster(
             raise OptionError(f"--workers {workers}: must be at least 1")
         from dinstyle.runner import check_render_options
 
-        check_render_options(**given(strength=strength, palette=palette))
+        check_render_options(**given(strength=strength, palette=palette, tone=tone))
         st = stylizer(weights, "cpu", None, vgg)  # the driver only encodes the style, once
         sty = st.load_style(style, **given(mode=mode, style_size=style_size))
         view = render.ClusterView(json_out, sty.label)
         run_cluster(paths, sty, out=out, address=address, workers=workers,
                     weights=str(st.weights_dir) if st.info.get("path") else None,
-                    options={"max_size": max_size, "overwrite": overwrite, **given(strength=strength, palette=palette)},
+                    options={"max_size": max_size, "overwrite": overwrite, **given(strength=strength, palette=palette, tone=tone)},
                     recursive=recursive, on_event=view)
         if not json_out:
             render.err.print(f"{view.counts['done']} done, {view.counts['failed']} failed")
