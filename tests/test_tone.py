@@ -136,3 +136,29 @@ def test_cli_tone_option_and_bad_values(tiny_weights, style_file, tmp_path):
         r = runner.invoke(app, args + ["-s", str(style_file), "-w", str(tiny_weights), "--tone", "1.5"])
         assert r.exit_code == 2 and "--tone 1.5" in r.output, (args[0], r.output)
     assert not (tmp_path / "bad.png").exists() and not (tmp_path / "v.mp4").exists() and not (tmp_path / "c").exists()
+
+
+def test_video_frames_are_guided(tiny_weights, style_file, tmp_path):
+    import imageio_ffmpeg
+
+    from dinstyle.cli.app import app
+    from dinstyle.io.video import read_video
+
+    src = tmp_path / "clip.mp4"
+    frames = [np.roll(_img(10, (48, 64)), 3 * i, axis=1) for i in range(6)]
+    gen = imageio_ffmpeg.write_frames(str(src), (64, 48), fps=12, macro_block_size=1, ffmpeg_log_level="error",
+                                      output_params=["-crf", "0"])
+    gen.send(None)
+    for fr in frames:
+        gen.send(np.ascontiguousarray(fr))
+    gen.close()
+    runner = CliRunner()
+    gap = {}
+    for t in ("0", "1"):
+        dest = tmp_path / f"v{t}.mp4"
+        r = runner.invoke(app, ["video", str(src), "-s", str(style_file), "-w", str(tiny_weights), "--palette", "0",
+                                "--tone", t, "--crf", "0", "-o", str(dest)])
+        assert r.exit_code == 0, r.output
+        _, outs = read_video(dest)
+        gap[t] = np.mean([np.abs(_coarse(o) - _coarse(f)).mean() for o, f in zip(outs, frames)])
+    assert gap["1"] < 0.5 * gap["0"], gap
