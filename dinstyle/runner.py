@@ -157,8 +157,9 @@ class ContentRunner:
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
+        soft = None  # a region style's soft masks, one per image (each region's palette is fitted under its own)
         if isinstance(style, RegionStyle):
-            out = self._stylize_regions(images, style, strength, stats_hook, masks, palette, palette_hook, tone)
+            out, soft = self._stylize_regions(images, style, strength, stats_hook, masks)
         elif (tile_size := self.tile_size_for(h, w, tile)):
             out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
         else:
@@ -170,9 +171,11 @@ class ContentRunner:
                                window=window)
             top, left = top - window[0], left - window[1]
             out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
-        if not isinstance(style, RegionStyle):
-            out = self._guide_tone(out, images, tone)
-        if palette and isinstance(style, Style) and style.palette is not None:
+        if tone:
+            out = [guide_tone(o, im, tone) for o, im in zip(out, images)]
+        if palette and soft is not None:
+            out = [self._region_palette(o, style, wt, palette, palette_hook) for o, wt in zip(out, soft)]
+        elif palette and style.palette is not None:
             out = [self._palette_map(o, style.palette, palette, palette_hook).apply(o) for o in out]
         if preserve_color:
             out = [keep_luminance_of(o, c) for o, c in zip(out, images)]
@@ -185,17 +188,13 @@ class ContentRunner:
 
     # -- how ---------------------------------------------------------------------------------
     @staticmethod
-    def _guide_tone(out: list[np.ndarray], images: list[np.ndarray], tone: float) -> list[np.ndarray]:
-        return [guide_tone(o, im, tone) for o, im in zip(out, images)] if tone else out
-
-    @staticmethod
     def _palette_map(rgb: np.ndarray, palette, amount: float, hook, key: int = 0) -> PaletteMap:
         fitted = PaletteMap.fit(rgb, palette, amount)
         return fitted if hook is None else hook(fitted, key)
 
     def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook,
-                         masks: list[np.ndarray] | None = None, palette: float = 0.0,
-                         palette_hook=None, tone: float = 0.0) -> list[np.ndarray]:
+                         masks: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The network's outputs with a region style, and each image's soft region masks."""
         from dinstyle.masks import region_weights
 
         h, w = images[0].shape[:2]
@@ -213,11 +212,8 @@ class ContentRunner:
             y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook,
                                            window=window)
         top, left = top - window[0], left - window[1]
-        out = self._guide_tone(list(self._to_uint8(y[:, :, top:top + h, left:left + w])), images, tone)
-        if palette:
-            out = [self._region_palette(o, style, wt, palette, palette_hook)
-                   for o, wt in zip(out, soft * len(out) if len(soft) == 1 else soft)]
-        return out
+        out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+        return out, soft * len(out) if len(soft) == 1 else soft
 
     def _region_palette(self, rgb: np.ndarray, style: RegionStyle, weights: np.ndarray, amount: float,
                         hook) -> np.ndarray:
