@@ -172,7 +172,7 @@ def style_files(specs: list[str]) -> tuple[list[Path], list[str]]:
 
 def run_images(st: "Stylizer", inputs: list[str] | ImagePlan, style: "AnyStyle", *, out: str | Path | None = None,
                strength: float = STYLIZE.strength, palette: float = STYLIZE.palette, tone: float = STYLIZE.tone,
-               preserve_color: bool = False, max_size: int | None = None,
+               supersample: float = STYLIZE.supersample, preserve_color: bool = False, max_size: int | None = None,
                fmt: str | None = None, batch_size: int = STYLIZE.batch_size, overwrite: bool = False,
                recursive: bool = False, tile: int | None = None,
                on_event: Callable[[Event], None] | None = None) -> Summary:
@@ -180,7 +180,7 @@ def run_images(st: "Stylizer", inputs: list[str] | ImagePlan, style: "AnyStyle",
     reported and skipped. Images of one size that get the same parameters run together,
     ``batch_size`` at a time."""
     check_image_options(max_size=max_size, fmt=fmt, batch_size=batch_size)
-    check_render_options(strength, palette, tone)
+    check_render_options(strength, palette, tone, supersample)
     if not isinstance(inputs, ImagePlan):
         inputs = plan_images(inputs, style, out=out, fmt=fmt, recursive=recursive)
     files, problems, plan = inputs.files, inputs.problems, inputs.outputs
@@ -209,7 +209,8 @@ def run_images(st: "Stylizer", inputs: list[str] | ImagePlan, style: "AnyStyle",
         t0 = time.perf_counter()
         try:
             outs = st.runner.stylize_resilient([p[3].rgb for p in pending], batch_style, strength=strength,
-                                               palette=palette, tone=tone, preserve_color=preserve_color, tile=tile)
+                                               palette=palette, tone=tone, supersample=supersample,
+                                               preserve_color=preserve_color, tile=tile)
         except ResourceError as e:  # this image is too large here; the others may still fit
             for idx, src, dst, _ in pending:
                 item("failed", idx, src, dst, error=f"{q(src)}: {e}")

@@ -28,6 +28,7 @@ class StylizeConfig:
     strength: float = 1.0  # 0 = none, 1 = full, > 1 exaggerates
     palette: float = 1.0  # how far the output's colours move onto the painting's palette (0 = the network's)
     tone: float = 0.7  # how far the output's broad light and dark move to the photo's (0 = the network's)
+    supersample: float = 1.0  # the network runs on the image enlarged this much, its output shrunk back (finer strokes)
     style_size: int = 256  # long side a style is encoded at: the scale the model was trained at
     feather: float = 4.0  # soft edge between mask regions, in pixels
     out: str = "stylized"  # output folder when --out is not given

@@ -151,7 +151,8 @@ class Stylizer:
     def stylize(self, images: list[np.ndarray], style: AnyStyle, *, color_match: bool = False,
                 **kw) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images (``ContentRunner.stylize``
-        options: strength, palette, preserve_color, stats_hook, palette_hook, tile, masks)."""
+        options: strength, palette, tone, supersample, preserve_color, stats_hook, palette_hook, tile,
+        masks)."""
         style = self._resolved(style, color_match)
         if style.per_image:
             return [self.runner.stylize([im], style.for_image(im), **kw)[0] for im in images]

@@ -101,7 +101,8 @@ def evaluate_modes(st: Stylizer, content_dir: str | Path, style_dir: str | Path,
                      "style_size": style_size,
                      **({} if kw.get("outputs") else {"strength": kw.get("strength", STYLIZE.strength),
                                                       "palette": kw.get("palette", STYLIZE.palette),
-                                                      "tone": kw.get("tone", STYLIZE.tone)}),
+                                                      "tone": kw.get("tone", STYLIZE.tone),
+                                                      "supersample": kw.get("supersample", STYLIZE.supersample)}),
                      **res.to_dict()})
     return rows
 
@@ -109,10 +110,11 @@ def evaluate_modes(st: Stylizer, content_dir: str | Path, style_dir: str | Path,
 def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, size: int = TOOLS.eval_size,
              style_size: int = STYLIZE.style_size, mode: str = "standard", max_pairs: int | None = None,
              content_glob: str | None = None, strength: float = STYLIZE.strength, palette: float = STYLIZE.palette,
-             tone: float = STYLIZE.tone, on_event: Callable[[Event], None] | None = None, outputs: str | Path | None = None) -> EvalResult:
+             tone: float = STYLIZE.tone, supersample: float = STYLIZE.supersample,
+             on_event: Callable[[Event], None] | None = None, outputs: str | Path | None = None) -> EvalResult:
     """Stylize every (content, style) pair (contents at ``size``, styles encoded at ``style_size``) and
     score it, or score the given ``outputs`` of the same pairs; "progress" events count the pairs."""
-    check_render_options(strength, palette, tone)
+    check_render_options(strength, palette, tone, supersample)
     contents = [read_image(p) for p in list_images(content_dir) if not content_glob or p.match(content_glob)]
     if not contents:
         raise InputError(f"{content_dir}: no content images match {content_glob!r}")
@@ -145,7 +147,7 @@ def evaluate(st: Stylizer, content_dir: str | Path, style_dir: str | Path, *, si
             out = _given_output(Path(outputs), c, spath)
         else:
             t0 = time.perf_counter()
-            out = st.stylize([c.rgb], sty, strength=strength, palette=palette, tone=tone)[0]
+            out = st.stylize([c.rgb], sty, strength=strength, palette=palette, tone=tone, supersample=supersample)[0]
             secs.append(time.perf_counter() - t0)
         rows.setdefault(spath.stem, []).append(score(out, c.rgb, sref, st.vgg, content_cache[c.path], sfeats))
         grid.add_output(spath, out)

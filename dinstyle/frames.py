@@ -21,7 +21,7 @@ from dinstyle.errors import InputError, OptionError, OutputError
 from dinstyle.io.files import q, remove_stale_temps
 from dinstyle.io.video import VideoWriter, even_size, pad_even, read_timed_video, read_video
 from dinstyle.palette import PaletteSmoother
-from dinstyle.runner import StatsSmoother, check_render_options
+from dinstyle.runner import StatsSmoother, check_render_options, network_size
 from dinstyle.styles import RegionStyle
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def auto_batch_size(st: "Stylizer", w: int, h: int) -> int:
 
 def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str | Path, *,
                   strength: float = STYLIZE.strength, palette: float = STYLIZE.palette, tone: float = STYLIZE.tone,
-                  preserve_color: bool = False, max_size: int | None = None,
+                  supersample: float = STYLIZE.supersample, preserve_color: bool = False, max_size: int | None = None,
                   stats: str = STYLIZE.stats, momentum: float = STYLIZE.momentum,
                   batch_size: int = STYLIZE.video_batch_size, crf: int = STYLIZE.crf, codec: str = STYLIZE.codec,
                   on_event: Callable[[Event], None] | None = None) -> dict:
@@ -130,7 +130,7 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
     src, dest = Path(src), Path(dest)
     if stats not in STATS_MODES:
         raise OptionError(f"--stats {stats}: use {' or '.join(STATS_MODES)}")
-    check_render_options(strength, palette, tone)
+    check_render_options(strength, palette, tone, supersample)
     if batch_size < 0:
         raise OptionError(f"--batch-size {batch_size}: must be >= 1 (or 0 for automatic)")
     if max_size is not None and max_size < 16:
@@ -142,7 +142,7 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
     closers: list[Callable[[], None]] = [frames.close]  # decoders to end however this returns
     try:
         return _stylize_stream(st, src, style, dest, info, frames, closers, strength=strength, palette=palette,
-                               tone=tone, preserve_color=preserve_color, stats=stats, momentum=momentum, batch_size=batch_size,
+                               tone=tone, supersample=supersample, preserve_color=preserve_color, stats=stats, momentum=momentum, batch_size=batch_size,
                                crf=crf, codec=codec, on_event=on_event)
     finally:
         for close in closers:
@@ -153,11 +153,12 @@ def stylize_video(st: "Stylizer", src: str | Path, style: "AnyStyle", dest: str 
 
 
 def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, info, frames: Iterator,
-                    closers: list, *, strength: float, palette: float, tone: float, preserve_color: bool, stats: str,
+                    closers: list, *, strength: float, palette: float, tone: float, supersample: float,
+                    preserve_color: bool, stats: str,
                     momentum: float,
                     batch_size: int, crf: int, codec: str, on_event) -> dict:
     w, h = info.size
-    bs = batch_size or auto_batch_size(st, w, h)
+    bs = batch_size or auto_batch_size(st, *network_size(w, h, supersample))
     mask_frames = None
     mask_video = style.mask_video if isinstance(style, RegionStyle) else None
     if mask_video is not None:
@@ -186,7 +187,8 @@ def _stylize_stream(st: "Stylizer", src: Path, style: "AnyStyle", dest: Path, in
         closers.insert(0, feed.close)  # the reader thread first: it ends the decoder
 
         def run(batch: list) -> int:  # of TimedFrames: each output goes out with its frame's timestamp
-            kw = dict(strength=strength, palette=palette, tone=tone, preserve_color=preserve_color, stats_hook=smoother,
+            kw = dict(strength=strength, palette=palette, tone=tone, supersample=supersample,
+                      preserve_color=preserve_color, stats_hook=smoother,
                       palette_hook=palette_smoother)
             images = [fr.image for fr in batch]
             if style.per_image:  # e.g. --mode auto from the library: each frame on its own

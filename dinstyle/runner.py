@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,17 +31,28 @@ AUTO_TILE_SIZE = {"cpu": 1024, "cuda": 2048}
 # Peak memory per pixel on the CPU (fp32), measured with the shipped model (~340 B/px at 1080p and 4K,
 # benchmarks/results); used to refuse, with one line, work that cannot fit before it starts.
 NET_BYTES_PER_PIXEL = 300
+MAX_SUPERSAMPLE = 2.0  # --supersample: the network's cost grows with its square
 
 
 def check_render_options(strength: float = STYLIZE.strength, palette: float = STYLIZE.palette,
-                         tone: float = STYLIZE.tone) -> None:
-    """--strength, --palette and --tone, checked before any work starts (a batch, a video, a cluster run)."""
+                         tone: float = STYLIZE.tone, supersample: float = STYLIZE.supersample) -> None:
+    """--strength, --palette, --tone and --supersample, checked before any work starts (a batch, a
+    video, a cluster run)."""
     if not math.isfinite(strength) or strength < 0:
         raise OptionError(f"--strength {strength}: must be a number >= 0")
     if not math.isfinite(palette) or not 0 <= palette <= 1:
         raise OptionError(f"--palette {palette}: must be between 0 (the network's colours) and 1")
     if not math.isfinite(tone) or not 0 <= tone <= 1:
         raise OptionError(f"--tone {tone}: must be between 0 (the network's light and dark) and 1 (the photo's)")
+    if not math.isfinite(supersample) or not 1 <= supersample <= MAX_SUPERSAMPLE:
+        raise OptionError(f"--supersample {supersample}: must be between 1 (off) and {MAX_SUPERSAMPLE:g}")
+
+
+def network_size(w: int, h: int, supersample: float) -> tuple[int, int]:
+    """(width, height) the network runs at for a w x h image enlarged ``supersample`` times."""
+    if supersample == 1:
+        return w, h
+    return max(1, round(w * supersample)), max(1, round(h * supersample))
 
 
 class StatsSmoother:
@@ -84,8 +96,9 @@ class ContentRunner:
                           **kw) -> list[np.ndarray]:
         """``stylize`` that answers out-of-memory by halving the batch, then by tiling with smaller
         tiles, and only then gives up with a clear error (never a hang or a traceback). On the CPU,
-        work that cannot fit in the memory available is refused before it starts."""
-        h, w = images[0].shape[:2]
+        work that cannot fit in the memory available is refused before it starts. Memory and tiles
+        are reckoned on the size the network runs at (``supersample``)."""
+        w, h = network_size(images[0].shape[1], images[0].shape[0], kw.get("supersample", STYLIZE.supersample))
         need = self.memory_needed(h, w, tile) * len(images)
         if self.device.type == "cpu" and not memory.fits(need):
             if len(images) > 1:
@@ -93,7 +106,8 @@ class ContentRunner:
                 return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
                         + self.stylize_resilient(images[half:], style, tile=tile, **kw))
             hint = " or --tile 1024" if not self.tile_size_for(h, w, tile) else ""
-            raise ResourceError(f"a {w}x{h} image {memory.describe(need)} to stylize; use --max-size{hint}")
+            what = f"a {w}x{h} image" if (w, h) == images[0].shape[1::-1] else f"a {w}x{h} network pass (--supersample)"
+            raise ResourceError(f"{what} {memory.describe(need)} to stylize; use --max-size{hint}")
         try:
             return self.stylize(images, style, tile=tile, **kw)
         except (MemoryError, RuntimeError) as e:
@@ -105,7 +119,6 @@ class ContentRunner:
                 half = len(images) // 2
                 return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
                         + self.stylize_resilient(images[half:], style, tile=tile, **kw))
-            h, w = images[0].shape[:2]
             current = self.tile_size_for(h, w, tile) or max(h, w)
             smaller = current // 2 // self.model.multiple * self.model.multiple
             if smaller >= 128 and not isinstance(style, RegionStyle):
@@ -135,7 +148,7 @@ class ContentRunner:
     @torch.inference_mode()
     def stylize(self, images: list[np.ndarray], style: Style | RegionStyle, *, strength: float = STYLIZE.strength,
                 palette: float = STYLIZE.palette, tone: float = STYLIZE.tone, preserve_color: bool = False,
-                stats_hook=None, palette_hook=None, tile: int | None = None,
+                supersample: float = STYLIZE.supersample, stats_hook=None, palette_hook=None, tile: int | None = None,
                 masks: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """Same-size (H, W, 3) uint8 images -> stylized uint8 images of the same size.
 
@@ -150,27 +163,34 @@ class ContentRunner:
         ``tone`` moves the output's broad light and dark that far to the photo's before the palette
         transfer (``tone.py``; 0 = the network's own; scaled down with a ``strength`` under 1, like
         the palette; with ``preserve_color`` it still sets the light and dark, the photo's colours
-        are laid on them)."""
-        check_render_options(strength, palette, tone)
+        are laid on them). ``supersample`` runs the network on the images enlarged that many times
+        and shrinks its outputs back (area average) before the finishing stages: finer strokes, at about
+        its square in time and memory; ``tile`` then counts the network's pixels."""
+        check_render_options(strength, palette, tone, supersample)
         palette = 0.0 if preserve_color else palette * min(strength, 1.0)  # strength 0 = the photo, unstyled
         tone = tone * min(strength, 1.0)
         h, w = images[0].shape[:2]
         if any(im.shape[:2] != (h, w) for im in images):
             raise ValueError("stylize() takes images of one size; group them first")
+        nw, nh = network_size(w, h, supersample)
+        net_in = images if (nw, nh) == (w, h) else [resize_rgb(im, (nw, nh)) for im in images]
         soft = None  # a region style's soft masks, one per image (each region's palette is fitted under its own)
         if isinstance(style, RegionStyle):
-            out, soft = self._stylize_regions(images, style, strength, stats_hook, masks)
-        elif (tile_size := self.tile_size_for(h, w, tile)):
-            out = [self._stylize_tiled(im, style, strength, tile_size) for im in images]
+            soft = self._region_weights(style, masks, w, h, len(images))
+            out = self._stylize_regions(net_in, style, soft, strength, stats_hook)
+        elif (tile_size := self.tile_size_for(nh, nw, tile)):
+            out = [self._stylize_tiled(im, style, strength, tile_size) for im in net_in]
         else:
-            ph, pw, top, left = self._geometry(h, w)
-            x = F.pad(self._to_tensor(np.stack(images)), (left, pw - w - left, top, ph - h - top), mode="replicate")
-            window = self._window(ph, pw, top, left, h, w)
+            ph, pw, top, left = self._geometry(nh, nw)
+            x = F.pad(self._to_tensor(np.stack(net_in)), (left, pw - nw - left, top, ph - nh - top), mode="replicate")
+            window = self._window(ph, pw, top, left, nh, nw)
             with self._autocast():
                 y = self.model(x, style.params.expand(x.shape[0]), strength=strength, stats_hook=stats_hook,
                                window=window)
             top, left = top - window[0], left - window[1]
-            out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
+            out = list(self._to_uint8(y[:, :, top:top + nh, left:left + nw]))
+        if (nw, nh) != (w, h):  # back to the image's size (area average: a sharper filter adds 2-px ripple);
+            out = [cv2.resize(o, (w, h), interpolation=cv2.INTER_AREA) for o in out]  # the finishing runs there
         if tone:
             out = [guide_tone(o, im, tone) for o, im in zip(out, images)]
         if palette and soft is not None:
@@ -192,16 +212,26 @@ class ContentRunner:
         fitted = PaletteMap.fit(rgb, palette, amount)
         return fitted if hook is None else hook(fitted, key)
 
-    def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, strength: float, stats_hook,
-                         masks: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The network's outputs with a region style, and each image's soft region masks."""
+    @staticmethod
+    def _region_weights(style: RegionStyle, masks: list[np.ndarray] | None, w: int, h: int,
+                        n: int) -> list[np.ndarray]:
+        """Each image's soft region masks (regions, h, w) at the image's size: ``masks`` (one per
+        image) or the style's own."""
         from dinstyle.masks import region_weights
 
+        per_image = masks if masks is not None else [style.mask]
+        soft = [region_weights(m, len(style.styles), (w, h), style.feather, source="mask") for m in per_image]
+        return soft * n if len(soft) == 1 else soft
+
+    def _stylize_regions(self, images: list[np.ndarray], style: RegionStyle, soft: list[np.ndarray],
+                         strength: float, stats_hook) -> list[np.ndarray]:
+        """The network's outputs with a region style, under each image's soft masks (resized to the
+        images, which are larger than the masks with ``supersample``)."""
         h, w = images[0].shape[:2]
         ph, pw, top, left = self._geometry(h, w)
         pad = (left, pw - w - left, top, ph - h - top)
-        per_image = masks if masks is not None else [style.mask]
-        soft = [region_weights(m, len(style.styles), (w, h), style.feather, source="mask") for m in per_image]
+        if soft[0].shape[1:] != (h, w):
+            soft = [np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in s]) for s in soft]
         weights = torch.from_numpy(np.stack(soft)).to(self.device)
         weights = F.pad(weights, pad, mode="replicate").expand(len(images), -1, -1, -1)
         x = F.pad(self._to_tensor(np.stack(images)), pad, mode="replicate")
@@ -212,8 +242,7 @@ class ContentRunner:
             y = self.model.forward_regions(x, region_params, weights, strength=strength, stats_hook=stats_hook,
                                            window=window)
         top, left = top - window[0], left - window[1]
-        out = list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
-        return out, soft * len(out) if len(soft) == 1 else soft
+        return list(self._to_uint8(y[:, :, top:top + h, left:left + w]))
 
     def _region_palette(self, rgb: np.ndarray, style: RegionStyle, weights: np.ndarray, amount: float,
                         hook) -> np.ndarray:

@@ -5,8 +5,8 @@
     GET  /styles/{name}.jpg      a built-in style's picture
     POST /api/photo?name=F       body: an image file -> {"id", "name", "width", "height"}
     POST /api/painting?name=F    body: an image to use as a style -> the same
-    GET  /api/render?photo=ID&style=NAME|ID&strength=1&palette=1&tone=0.7&mode=standard|adaptive&preserve=0|1
-                     &size=thumb|preview|full   -> JPEG (thumb, preview) or a PNG download (full)
+    GET  /api/render?photo=ID&style=NAME|ID&strength=1&palette=1&tone=0.7&supersample=1&mode=standard|adaptive
+                     &preserve=0|1&size=thumb|preview|full   -> JPEG (thumb, preview) or a PNG download (full)
 
 The model is loaded once (the Stylizer passed in); one lock serialises the engine, so concurrent
 requests queue. Uploads are checked by the CLI's image reader, with its messages (through a private
@@ -112,7 +112,8 @@ class StyleServer:
 
     # -- renders -----------------------------------------------------------------------------
     def render(self, photo: str, style: str, size: str, strength: float, mode: str, preserve: bool,
-               palette: float = STYLIZE.palette, tone: float = STYLIZE.tone) -> tuple[bytes, str, float]:
+               palette: float = STYLIZE.palette, tone: float = STYLIZE.tone,
+               supersample: float = STYLIZE.supersample) -> tuple[bytes, str, float]:
         if size not in SIZES:
             raise OptionError(f"size {size}: use {', '.join(SIZES)}")
         if mode not in MODES:
@@ -122,7 +123,7 @@ class StyleServer:
             img, name = self._photo(photo, size)
             sty = self._style(style, mode)
             out = self.st.stylize_image(img, sty, strength=strength, palette=palette, tone=tone,
-                                        preserve_color=preserve)
+                                        supersample=supersample, preserve_color=preserve)
             full = size == "full"
             data = encode_image(out.rgb, out.alpha if full else None, "png" if full else "jpg", quality=90)
             seconds = time.perf_counter() - t0
@@ -192,7 +193,8 @@ def create_app(st: Stylizer, **kw) -> Starlette:
             data, filename, seconds = await run_in_threadpool(
                 srv.render, q.get("photo", ""), q.get("style", ""), size, _number(q.get("strength"), "strength", 1.0),
                 q.get("mode", "standard"), q.get("preserve", "0") in ("1", "true", "on"),
-                _number(q.get("palette"), "palette", STYLIZE.palette), _number(q.get("tone"), "tone", STYLIZE.tone))
+                _number(q.get("palette"), "palette", STYLIZE.palette), _number(q.get("tone"), "tone", STYLIZE.tone),
+                _number(q.get("supersample"), "supersample", STYLIZE.supersample))
         except (HTTPProblem, DinstyleError) as e:
             return _problem(e)
         headers = {"X-Render-Seconds": f"{seconds:.3f}", "Cache-Control": "no-store"}

@@ -27,6 +27,7 @@ def image(
     strength: o.Strength = None,
     palette: o.Palette = None,
     tone: o.Tone = None,
+    supersample: o.Supersample = None,
     preserve_color: o.PreserveColor = False,
     color_match: Annotated[bool, typer.Option("--color-match", help="Recolour the style to each photo's colour statistics before encoding it (keeps colours, keeps the style's contrast).")] = False,
     max_size: o.MaxSize = None,
@@ -46,7 +47,7 @@ def image(
 ) -> None:
     """Stylize images (files, folders, globs) with a style image, pack or built-in style name.
     `-` reads one image from stdin; `-o -` writes it to stdout (--format, default png)."""
-    render_opts = dict(preserve_color=preserve_color, tile=tile, **given(strength=strength, palette=palette, tone=tone))
+    render_opts = dict(preserve_color=preserve_color, tile=tile, **given(strength=strength, palette=palette, tone=tone, supersample=supersample))
     with render.errors(json_out):
         from dinstyle import batch
 
@@ -127,6 +128,7 @@ def video(
     strength: o.Strength = None,
     palette: o.Palette = None,
     tone: o.Tone = None,
+    supersample: o.Supersample = None,
     preserve_color: o.PreserveColor = False,
     max_size: Annotated[Optional[int], typer.Option("--max-size", help="Downscale frames so the long side is at most this.")] = None,
     style_size: o.StyleSize = None,
@@ -158,7 +160,7 @@ def video(
             view.counts["failed"] = failed
             try:
                 run_videos(st, files, sty, out=out, overwrite=overwrite, on_event=view, preserve_color=preserve_color,
-                           **given(strength=strength, palette=palette, tone=tone, max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
+                           **given(strength=strength, palette=palette, tone=tone, supersample=supersample, max_size=max_size, stats=stats, batch_size=batch_size, crf=crf,
                                    codec=codec))
             except KeyboardInterrupt as e:
                 view.interrupted(e, " (the video in progress was not kept)")
@@ -177,6 +179,7 @@ def cluster(
     strength: o.Strength = None,
     palette: o.Palette = None,
     tone: o.Tone = None,
+    supersample: o.Supersample = None,
     style_size: o.StyleSize = None,
     max_size: o.MaxSize = None,
     overwrite: o.Overwrite = False,
@@ -195,13 +198,13 @@ def cluster(
             raise OptionError(f"--workers {workers}: must be at least 1")
         from dinstyle.runner import check_render_options
 
-        check_render_options(**given(strength=strength, palette=palette, tone=tone))
+        check_render_options(**given(strength=strength, palette=palette, tone=tone, supersample=supersample))
         st = stylizer(weights, "cpu", None, vgg)  # the driver only encodes the style, once
         sty = st.load_style(style, **given(mode=mode, style_size=style_size))
         view = render.ClusterView(json_out, sty.label)
         run_cluster(paths, sty, out=out, address=address, workers=workers,
                     weights=str(st.weights_dir) if st.info.get("path") else None,
-                    options={"max_size": max_size, "overwrite": overwrite, **given(strength=strength, palette=palette, tone=tone)},
+                    options={"max_size": max_size, "overwrite": overwrite, **given(strength=strength, palette=palette, tone=tone, supersample=supersample)},
                     recursive=recursive, on_event=view)
         if not json_out:
             render.err.print(f"{view.counts['done']} done, {view.counts['failed']} failed")

@@ -244,6 +244,7 @@ def eval_cmd(
     strength: Annotated[Optional[float], typer.Option("--strength", help=with_default("Style strength (0 scores the network's plain reconstruction).", STYLIZE.strength))] = None,
     palette: Annotated[Optional[float], typer.Option("--palette", help=with_default("Palette transfer onto the painting's colours (0 scores the network's own colours).", STYLIZE.palette))] = None,
     tone: Annotated[Optional[float], typer.Option("--tone", help=with_default("Tone guidance: the outputs' broad light and dark moved that far to the photo's (0 scores the network's own).", STYLIZE.tone))] = None,
+    supersample: o.Supersample = None,
     max_pairs: Annotated[Optional[int], typer.Option("--max-pairs", help="Score an evenly spread subset of pairs.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON (a list under \"modes\" when several modes are compared).")] = False,
     outputs: Annotated[Optional[Path], typer.Option("--outputs", help="Score another tool's outputs of the same pairs instead of stylizing: DIR/<style stem>/<content stem>.png at the eval size.")] = None,
@@ -269,7 +270,8 @@ def eval_cmd(
 
             rows = evaluate_modes(st, content, style, [m.strip() for m in mode.split(",") if m.strip()],
                                   content_glob=contents, max_pairs=max_pairs, on_event=on_event, outputs=outputs,
-                                  **given(size=size, style_size=style_size, strength=strength, palette=palette, tone=tone))
+                                  **given(size=size, style_size=style_size, strength=strength, palette=palette, tone=tone,
+                                          supersample=supersample))
         if json_out:
             typer.echo(json.dumps(rows[0] if len(rows) == 1 else {"modes": rows}, indent=2))
         else:
