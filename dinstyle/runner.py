@@ -98,7 +98,9 @@ class ContentRunner:
         tiles, and only then gives up with a clear error (never a hang or a traceback). On the CPU,
         work that cannot fit in the memory available is refused before it starts. Memory and tiles
         are reckoned on the size the network runs at (``supersample``)."""
-        w, h = network_size(images[0].shape[1], images[0].shape[0], kw.get("supersample", STYLIZE.supersample))
+        supersample = kw.get("supersample", STYLIZE.supersample)
+        check_render_options(supersample=supersample)  # before it sizes anything
+        w, h = network_size(images[0].shape[1], images[0].shape[0], supersample)
         need = self.memory_needed(h, w, tile) * len(images)
         if self.device.type == "cpu" and not memory.fits(need):
             if len(images) > 1:

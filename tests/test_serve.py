@@ -132,6 +132,7 @@ def test_bad_requests_are_4xx(st, images):
                                ({"photo": photo, "style": "udnie", "palette": "x"}, 400),
                                ({"photo": photo, "style": "udnie", "tone": "1.5"}, 400),
                                ({"photo": photo, "style": "udnie", "supersample": "3"}, 400),
+                               ({"photo": photo, "style": "udnie", "supersample": "nan"}, 400),
                                ({"photo": photo, "style": "udnie", "mode": "weird"}, 400),
                                ({"photo": photo, "style": "udnie", "size": "huge"}, 400)):
             r = client.get("/api/render", params=params)

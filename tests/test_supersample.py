@@ -95,9 +95,11 @@ def test_tiles_and_regions_take_the_enlarged_image(st, style_file, tmp_path):
 def test_bad_values_and_memory_are_checked_on_the_networks_size(st, style_file, monkeypatch):
     photo = _img(4)
     sty = st.load_style([str(style_file)])
-    for bad in (0.5, 2.5, float("nan")):
+    for bad in (0.5, 2.5, float("nan"), float("inf")):
         with pytest.raises(OptionError, match="--supersample"):
             st.stylize([photo], sty, supersample=bad)
+        with pytest.raises(OptionError, match="--supersample"):
+            st.runner.stylize_resilient([photo], sty, supersample=bad)
     from dinstyle.io import memory
 
     need = {}
