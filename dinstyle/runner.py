@@ -101,15 +101,15 @@ class ContentRunner:
         supersample = kw.get("supersample", STYLIZE.supersample)
         check_render_options(supersample=supersample)  # before it sizes anything
         w, h = network_size(images[0].shape[1], images[0].shape[0], supersample)
-        need = self.memory_needed(h, w, tile) * len(images)
+        regions = isinstance(style, RegionStyle)  # the region path never tiles
+        what = f"a {w}x{h} image" if supersample == 1 else f"a {w}x{h} network pass (--supersample {supersample:g})"
+        lower = " or a lower --supersample" if supersample > 1 else ""
+        need = self.memory_needed(h, w, 0 if regions else tile) * len(images)
         if self.device.type == "cpu" and not memory.fits(need):
             if len(images) > 1:
-                half = len(images) // 2
-                return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
-                        + self.stylize_resilient(images[half:], style, tile=tile, **kw))
-            hint = " or --tile 1024" if not self.tile_size_for(h, w, tile) else ""
-            what = f"a {w}x{h} image" if (w, h) == images[0].shape[1::-1] else f"a {w}x{h} network pass (--supersample)"
-            raise ResourceError(f"{what} {memory.describe(need)} to stylize; use --max-size{hint}")
+                return self._in_halves(images, style, tile, kw)
+            hint = " or --tile 1024" if not regions and not self.tile_size_for(h, w, tile) else ""
+            raise ResourceError(f"{what} {memory.describe(need)} to stylize; use --max-size{hint}{lower}")
         try:
             return self.stylize(images, style, tile=tile, **kw)
         except (MemoryError, RuntimeError) as e:
@@ -118,16 +118,23 @@ class ContentRunner:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             if len(images) > 1:
-                half = len(images) // 2
-                return (self.stylize_resilient(images[:half], style, tile=tile, **kw)
-                        + self.stylize_resilient(images[half:], style, tile=tile, **kw))
+                return self._in_halves(images, style, tile, kw)
             current = self.tile_size_for(h, w, tile) or max(h, w)
             smaller = current // 2 // self.model.multiple * self.model.multiple
-            if smaller >= 128 and not isinstance(style, RegionStyle):
+            if smaller >= 128 and not regions:
                 return self.stylize_resilient(images, style, tile=smaller, **kw)
             hint = " or --device cpu" if self.device.type == "cuda" else ""
-            raise ResourceError(f"out of memory on {self.device} even for one {w}x{h} image in "
-                                f"{current}-px tiles; try --max-size{hint}") from None
+            raise ResourceError(f"out of memory on {self.device} even for {what.replace('a ', 'one ', 1)} in "
+                                f"{current}-px tiles; try --max-size{hint}{lower}") from None
+
+    def _in_halves(self, images: list[np.ndarray], style: Style | RegionStyle, tile: int | None,
+                   kw: dict) -> list[np.ndarray]:
+        """``stylize_resilient`` on each half of a batch; per-image ``masks`` are split with it."""
+        half = len(images) // 2
+        masks = kw.get("masks")
+        first, second = (kw, kw) if masks is None else ({**kw, "masks": masks[:half]}, {**kw, "masks": masks[half:]})
+        return (self.stylize_resilient(images[:half], style, tile=tile, **first)
+                + self.stylize_resilient(images[half:], style, tile=tile, **second))
 
     def memory_needed(self, h: int, w: int, tile: int | None = None) -> int:
         """Bytes (CPU) one h x w image takes to stylize: the whole network at full size, or, tiled,

@@ -141,6 +141,9 @@ def test_bad_requests_are_4xx(st, images):
         pngs = [client.get("/api/render", params={"photo": photo, "style": "udnie", "size": "full", "palette": p}).content
                 for p in ("0", "1")]
         assert pngs[0] != pngs[1]  # the painting's palette, or the network's own colours
+        pngs = [client.get("/api/render", params={"photo": photo, "style": "udnie", "size": "full", "supersample": f}).content
+                for f in ("1", "1.5")]
+        assert pngs[0] != pngs[1]  # the network on the photo, or on the photo enlarged
 
 
 def test_concurrent_requests_are_queued(st, tmp_path, monkeypatch):

@@ -71,28 +71,61 @@ def test_the_network_runs_on_the_enlarged_image_and_the_finishing_on_the_photo(s
     assert np.array_equal(both[0], raw) or np.abs(both[0].astype(int) - raw).max() <= 1
 
 
-def test_tiles_and_regions_take_the_enlarged_image(st, style_file, tmp_path):
-    from PIL import Image
-
+def test_tiles_take_the_enlarged_image(st, style_file):
     photo = _img(6, (64, 64))
     sty = st.load_style([str(style_file)])
     whole = st.stylize([photo], sty, tone=0.0, palette=0.0, supersample=2.0)[0]
     tiled = st.stylize([photo], sty, tone=0.0, palette=0.0, supersample=2.0, tile=64)[0]
     assert tiled.shape == photo.shape
     assert np.abs(tiled.astype(int) - whole).mean() < 1.0  # whole-image statistics: the tiles agree
-    mask = np.zeros((64, 64), np.uint8)
-    mask[:, 32:] = 255
+
+
+def test_regions_keep_their_sides_on_a_wide_image(st, style_file, tmp_path):
+    from PIL import Image
+
+    photo = _img(6, (48, 96))  # wide: a swapped width and height would misplace the regions
+    other = tmp_path / "other.png"
+    Image.fromarray(_img(11, (64, 64))[::-1, :, ::-1].copy()).save(other)
+    mask = np.zeros((48, 96), np.uint8)
+    mask[:, 48:] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
-    regions = st.load([str(style_file), str(style_file)], mask=str(tmp_path / "mask.png"))
-    for palette in (0.0, 1.0):  # the palette is fitted under each region's mask, shrunk back to the image
-        out = st.stylize([photo], regions, tone=0.0, palette=palette, supersample=1.5)[0]
+    Image.fromarray(255 - mask).save(tmp_path / "swapped.png")
+    inner = slice(8, -8)
+    for palette in (0.0, 1.0):  # each region's palette fitted under its own (image-size) mask
+        out, swapped = (st.stylize([photo], st.load([str(style_file), str(other)], mask=str(tmp_path / m)),
+                                   tone=0.0, palette=palette, supersample=1.5)[0].astype(int)
+                        for m in ("mask.png", "swapped.png"))
+        left, right = (st.stylize([photo], st.load_style([str(f)]), tone=0.0, palette=palette,
+                                  supersample=1.5)[0].astype(int) for f in (style_file, other))
         assert out.shape == photo.shape
-    same = st.stylize([photo], regions, tone=0.0, palette=0.0, supersample=1.5)[0]
-    plain = st.stylize([photo], sty, tone=0.0, palette=0.0, supersample=1.5)[0]
-    assert np.abs(same.astype(int) - plain).mean() < 1.0  # one style in both regions = the plain style
+
+        def gap(a, b, cols):
+            return np.abs(a[inner, cols] - b[inner, cols]).mean()
+
+        assert gap(out, left, slice(4, 36)) < gap(swapped, left, slice(4, 36))  # left: the first style
+        assert gap(out, right, slice(60, 92)) < gap(swapped, right, slice(60, 92))  # right: the second
 
 
-def test_bad_values_and_memory_are_checked_on_the_networks_size(st, style_file, monkeypatch):
+def test_a_halved_batch_splits_its_masks(st, style_file, tmp_path, monkeypatch):
+    """Frames of a mask video under memory pressure: each half of the batch keeps its own masks."""
+    from PIL import Image
+
+    from dinstyle.io import memory
+
+    frames = [_img(12, (48, 64)), _img(13, (48, 64))]
+    masks = [np.zeros((48, 64), np.uint8), np.full((48, 64), 255, np.uint8)]
+    Image.fromarray(masks[0]).save(tmp_path / "mask.png")
+    other = tmp_path / "other.png"
+    Image.fromarray(_img(11, (64, 64))[::-1, :, ::-1].copy()).save(other)
+    regions = st.load([str(style_file), str(other)], mask=str(tmp_path / "mask.png"))
+    alone = [st.stylize([f], regions, masks=[m], supersample=1.5)[0] for f, m in zip(frames, masks)]
+    one = st.runner.memory_needed(72, 96, 0)
+    monkeypatch.setattr(memory, "fits", lambda n: n <= one)  # one frame fits, two do not
+    both = st.runner.stylize_resilient(frames, regions, masks=masks, supersample=1.5)
+    assert all(np.array_equal(a, b) for a, b in zip(alone, both))
+
+
+def test_bad_values_and_memory_are_checked_on_the_networks_size(st, style_file, monkeypatch, tmp_path):
     photo = _img(4)
     sty = st.load_style([str(style_file)])
     for bad in (0.5, 2.5, float("nan"), float("inf")):
@@ -100,13 +133,28 @@ def test_bad_values_and_memory_are_checked_on_the_networks_size(st, style_file, 
             st.stylize([photo], sty, supersample=bad)
         with pytest.raises(OptionError, match="--supersample"):
             st.runner.stylize_resilient([photo], sty, supersample=bad)
+    from PIL import Image
+
     from dinstyle.io import memory
 
+    Image.fromarray(np.zeros((72, 88), np.uint8)).save(tmp_path / "m.png")
+    regions = st.load([str(style_file), str(style_file)], mask=str(tmp_path / "m.png"))
     need = {}
     monkeypatch.setattr(memory, "fits", lambda n: need.setdefault("n", n) < 0)
-    with pytest.raises(ResourceError, match=r"132x108 network pass \(--supersample\)"):
+    with pytest.raises(ResourceError, match=r"132x108 network pass \(--supersample 1.5\).*or a lower --supersample"):
         st.runner.stylize_resilient([photo], sty, supersample=1.5, tile=0)
     assert need["n"] == st.runner.memory_needed(108, 132, 0)
+    # a region style never tiles: its need is the whole network pass, however large
+    monkeypatch.setattr(st.runner, "tile_size_for", lambda h, w, tile: 0 if tile == 0 else 64)
+    need.clear()
+    with pytest.raises(ResourceError):
+        st.runner.stylize_resilient([photo], sty, supersample=1.5)
+    tiled = st.runner.memory_needed(108, 132, None)
+    assert need["n"] == tiled != st.runner.memory_needed(108, 132, 0)  # a plain style: one tile and the copies
+    need.clear()
+    with pytest.raises(ResourceError) as err:
+        st.runner.stylize_resilient([photo], regions, supersample=1.5)
+    assert need["n"] == st.runner.memory_needed(108, 132, 0) and "--tile" not in str(err.value)
 
 
 def test_cli_supersample_and_bad_values(tiny_weights, style_file, tmp_path):

@@ -304,7 +304,8 @@ def eval_table(rows: list[dict], model_id: str) -> None:
     from rich.table import Table
 
     r0 = rows[0]
-    how = "" if "palette" not in r0 else f", strength {r0['strength']:g}, palette {r0['palette']:g}"
+    how = "" if "palette" not in r0 else (f", strength {r0['strength']:g}, palette {r0['palette']:g}, "
+                                          f"tone {r0['tone']:g}, supersample {r0['supersample']:g}")
     t = Table(title=f"dinstyle eval ({r0['pairs']} pairs, model {model_id}{how})")
     for col in ("mode", "style loss", "content loss", "SSIM", "flat kept flat", "stripe (contents)",
                 "colour dist. (contents)", "light made dark", "distinct RGB / grey (chance)", "s / image"):

@@ -36,7 +36,7 @@ def image(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help=with_default("Same-size images per forward pass.", STYLIZE.batch_size))] = None,
     overwrite: o.Overwrite = False,
     recursive: o.Recursive = False,
-    tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for huge images (0 = never; default: automatic above 4K on CPU). Tiles share whole-image statistics, so no seams.")] = None,
+    tile: Annotated[Optional[int], typer.Option("--tile", help="Tile size for huge images, in the network's pixels (0 = never; default: automatic above 4K on CPU, counted after --supersample). Tiles share whole-image statistics, so no seams.")] = None,
     mask: o.Mask = None,
     feather: o.Feather = None,
     json_out: o.Json = False,
