@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit, example_setup  # noqa: E402
 SIZES = {"512x512": (512, 512), "1080p": (1920, 1080), "4K": (3840, 2160)}
 
 
@@ -30,15 +32,12 @@ def main() -> None:
     import torch
 
     from dinstyle.config import STYLIZE
-    from dinstyle.engine import Stylizer
-    from dinstyle.io.images import read_image, resize_rgb
+    from dinstyle.io.images import resize_rgb
     from dinstyle.palette import PaletteMap
     from dinstyle.timing import machine_name
     from dinstyle.tone import guide_tone
 
-    st = Stylizer(weights=a.weights, device="cpu")
-    style = st.load_style([ROOT / "examples" / "painting_vangogh_starry_night.jpg"])
-    photo = read_image(ROOT / "examples" / "photo_coffee.jpg").rgb
+    st, style, photo = example_setup(a.weights)
     rows = []
     for name, size in SIZES.items():
         img = resize_rgb(photo, size)
@@ -69,10 +68,7 @@ def main() -> None:
              "|---|---|---|---|---|---|---|"]
     for name, n, b, tn, f, lk in rows:
         lines.append(f"| {name} | {n:.4f} | {b:.4f} | {tn:.4f} | {f:.4f} | {lk:.4f} | {100 * (b - n) / n:+.0f} % |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit, example_setup  # noqa: E402
 SIZES = {"512x512": (512, 512), "1080p": (1920, 1080), "4K": (3840, 2160)}
 FACTORS = (1.0, 1.25, 1.5, 2.0)
 
@@ -30,13 +32,10 @@ def main() -> None:
 
     import torch
 
-    from dinstyle.engine import Stylizer
-    from dinstyle.io.images import read_image, resize_rgb
+    from dinstyle.io.images import resize_rgb
     from dinstyle.timing import machine_name
 
-    st = Stylizer(weights=a.weights, device="cpu")
-    style = st.load_style([ROOT / "examples" / "painting_vangogh_starry_night.jpg"])
-    photo = read_image(ROOT / "examples" / "photo_coffee.jpg").rgb
+    st, style, photo = example_setup(a.weights)
     rows = []
     for name in a.sizes.split(","):
         img = resize_rgb(photo, SIZES[name])
@@ -56,10 +55,7 @@ def main() -> None:
              f"| size | {head} | x1.5 / x1 |", "|---|" + "---|" * (len(FACTORS) + 1)]
     for name, med in rows:
         lines.append(f"| {name} | " + " | ".join(f"{med[f]:.3f}" for f in FACTORS) + f" | {med[1.5] / med[1.0]:.2f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

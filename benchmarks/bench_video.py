@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import imageio_ffmpeg
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit  # noqa: E402
 
 
 def synthetic_clip(path: Path, w: int, h: int, n: int, fps: int = 30) -> Path:
@@ -71,10 +74,7 @@ def main() -> None:
             stylize_video(st, clip, style, out, stats=mode, crf=12, **kw)
             res = warping_error(read_video(clip)[1], read_video(out)[1])
             lines.append(f"| {clip.name} | {mode} | {res['warping_error']:.3f} | {res['flicker']:+.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        Path(a.out).write_text(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,42 @@ def two_styles(tmp_path):
     return tmp_path / "a.png", tmp_path / "b.png"
 
 
+@pytest.fixture
+def refused_everywhere(tmp_path, tiny_weights):
+    """Check(photo, style, *option): `image`, `video` and `cluster` each refuse the option with one
+    line naming it and exit code 2, and write nothing."""
+    def _check(photo: Path, style: Path, *option: str) -> None:
+        from typer.testing import CliRunner
+
+        from dinstyle.cli.app import app
+
+        outs = {"image": tmp_path / "bad.png", "video": tmp_path / "v.mp4", "cluster": tmp_path / "c"}
+        for cmd, out in outs.items():
+            r = CliRunner().invoke(app, [cmd, str(photo), "-o", str(out), "-s", str(style), "-w", str(tiny_weights),
+                                         *option])
+            assert r.exit_code == 2 and " ".join(option) in r.output, (cmd, r.output)
+        assert not any(out.exists() for out in outs.values())
+    return _check
+
+
+@pytest.fixture
+def lossless_clip(tmp_path):
+    """Factory: lossless_clip(name, frames, fps=12) -> path of an H.264 clip (crf 0) of those frames."""
+    def _make(name: str, frames: list[np.ndarray], fps: int = 12) -> Path:
+        import imageio_ffmpeg
+
+        path = tmp_path / name
+        h, w = frames[0].shape[:2]
+        gen = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, macro_block_size=1, ffmpeg_log_level="error",
+                                          output_params=["-crf", "0"])
+        gen.send(None)
+        for fr in frames:
+            gen.send(np.ascontiguousarray(fr))
+        gen.close()
+        return path
+    return _make
+
+
 def make_image(path: Path, size=(40, 30), mode="RGB", seed=0, **save_kw) -> Path:
     rng = np.random.default_rng(seed)
     w, h = size
