@@ -68,7 +68,8 @@ def test_the_network_runs_on_the_enlarged_image_and_the_finishing_on_the_photo(s
     # a batch of two: each image enlarged and shrunk back on its own
     other = _img(5)
     both = st.stylize([photo, other], sty, tone=0.0, palette=0.0, supersample=1.5)
-    assert np.array_equal(both[0], raw) or np.abs(both[0].astype(int) - raw).max() <= 1
+    alone = [raw, st.stylize([other], sty, tone=0.0, palette=0.0, supersample=1.5)[0]]
+    assert all(np.abs(b.astype(int) - a).max() <= 1 for a, b in zip(alone, both))  # batched kernels may round apart
 
 
 def test_tiles_take_the_enlarged_image(st, style_file):
