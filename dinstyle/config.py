@@ -9,6 +9,8 @@ FORMAT_VERSION = 1
 # Replicate-padded border around every image the network sees (inference and training crops);
 # the zero-padding artefacts of the 1/8-resolution layers reach ~40 px in and stay in it.
 PAD_MARGIN = 64
+# BT.601 luma weights (they sum to 1, so adding grey to R, G and B shifts only the luma)
+LUMA = (0.299, 0.587, 0.114)
 
 # VGG-19 taps the style encoder exposes, and their mean activation on photos
 # (from shared/models/README.md, unnormalised Caffe VGG at 512 px). Losses divide by

@@ -23,6 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dinstyle.config import LUMA
+
 PALETTE_PIXELS = 4096  # pixels of the painting kept as its palette (a style pack stores them)
 FIT_PIXELS = 8192  # pixels of the output the transfer is fitted on
 LUT_SIZE = 17  # lookup-table nodes per colour axis
@@ -30,7 +32,7 @@ LEVELS = 129  # quantiles matched per axis and rotation
 ROUNDS = 8  # rotations of the colour axes
 CHUNK = 1 << 20  # pixels looked up at a time (bounded memory at 4K and beyond)
 LIGHTNESS = 0.7  # share of the painting's lightness distribution taken (0: the network's light and dark stay)
-_LUMA = np.array([0.299, 0.587, 0.114])  # BT.601: the weights sum to 1, so adding grey shifts only the luma
+_LUMA = np.array(LUMA)  # adding grey shifts only the luma
 
 
 def _rotations(n: int) -> np.ndarray:

@@ -102,14 +102,14 @@ class ContentRunner:
         check_render_options(supersample=supersample)  # before it sizes anything
         w, h = network_size(images[0].shape[1], images[0].shape[0], supersample)
         regions = isinstance(style, RegionStyle)  # the region path never tiles
-        what = f"a {w}x{h} image" if supersample == 1 else f"a {w}x{h} network pass (--supersample {supersample:g})"
+        what = f"{w}x{h} image" if supersample == 1 else f"{w}x{h} network pass (--supersample {supersample:g})"
         lower = " or a lower --supersample" if supersample > 1 else ""
         need = self.memory_needed(h, w, 0 if regions else tile) * len(images)
         if self.device.type == "cpu" and not memory.fits(need):
             if len(images) > 1:
                 return self._in_halves(images, style, tile, kw)
             hint = " or --tile 1024" if not regions and not self.tile_size_for(h, w, tile) else ""
-            raise ResourceError(f"{what} {memory.describe(need)} to stylize; use --max-size{hint}{lower}")
+            raise ResourceError(f"a {what} {memory.describe(need)} to stylize; use --max-size{hint}{lower}")
         try:
             return self.stylize(images, style, tile=tile, **kw)
         except (MemoryError, RuntimeError) as e:
@@ -124,7 +124,7 @@ class ContentRunner:
             if smaller >= 128 and not regions:
                 return self.stylize_resilient(images, style, tile=smaller, **kw)
             hint = " or --device cpu" if self.device.type == "cuda" else ""
-            raise ResourceError(f"out of memory on {self.device} even for {what.replace('a ', 'one ', 1)} in "
+            raise ResourceError(f"out of memory on {self.device} even for one {what} in "
                                 f"{current}-px tiles; try --max-size{hint}{lower}") from None
 
     def _in_halves(self, images: list[np.ndarray], style: Style | RegionStyle, tile: int | None,

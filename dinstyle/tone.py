@@ -19,9 +19,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dinstyle.config import LUMA
+
 TONE_SIGMA = 8.0  # px: finer than this is stroke (kept), coarser is tone (moved to the photo's)
 ROWS = 2048  # rows blurred at a time beyond this height, with a 3-sigma overlap (bounded memory at 8K)
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+_LUMA = np.array(LUMA, np.float32)
 
 
 def _radius(sigma: float) -> int:
